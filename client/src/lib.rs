@@ -1,0 +1,1 @@
+//! Client SDK for firehose: arrives with the clients issue.

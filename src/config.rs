@@ -1,0 +1,191 @@
+//! Environment -> validated [`Config`]. A bad value stops the function at start with a
+//! message naming the variable, never a panic mid-stream.
+
+use std::time::Duration;
+
+use crate::auth::ApiKeys;
+
+/// Everything the function reads from its environment (besides the AWS SDK's own).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub stream_max: Duration,
+    /// How far back `since` and cursors may reach.
+    pub lookback: Duration,
+    pub feed_shards: usize,
+    /// Enforced by the per-client stream cap (a later issue); validated now.
+    pub max_streams_per_client: u32,
+    pub publish_keys: ApiKeys,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the config from any variable lookup (the environment, or a test's map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                let Some(value) = var(name) else {
+                    return Ok(default);
+                };
+                match value.trim().parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError {
+                        name,
+                        value,
+                        reason: format!(
+                            "expected a whole number from {min} to {max} (default {default})"
+                        ),
+                    }),
+                }
+            };
+
+        let table_name = var("TABLE_NAME").unwrap_or_else(|| "firehose".to_owned());
+        let table_ok = (3..=255).contains(&table_name.len())
+            && table_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !table_ok {
+            return Err(ConfigError {
+                name: "TABLE_NAME",
+                value: table_name,
+                reason: "expected 3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'".into(),
+            });
+        }
+
+        let publish_keys = match var("PUBLISH_API_KEY_SHA256") {
+            None => ApiKeys::default(),
+            Some(value) => ApiKeys::parse(&value).map_err(|reason| ConfigError {
+                name: "PUBLISH_API_KEY_SHA256",
+                // Hashes are not secrets, but there is no reason to echo them either.
+                value: format!("<{} characters>", value.len()),
+                reason,
+            })?,
+        };
+
+        let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
+            None => {
+                if lookup("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Text
+                }
+            }
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "LOG_FORMAT",
+                    value: other.to_owned(),
+                    reason: "expected json or text".into(),
+                })
+            }
+        };
+
+        Ok(Config {
+            table_name,
+            poll_interval: Duration::from_millis(number("POLL_INTERVAL_MS", 1000, 50, 60_000)?),
+            heartbeat: Duration::from_secs(number("HEARTBEAT_SECONDS", 15, 1, 300)?),
+            // Lambda's hard limit is 900 s; the template's timeout must stay above this.
+            stream_max: Duration::from_secs(number("STREAM_MAX_SECONDS", 270, 1, 890)?),
+            lookback: Duration::from_secs(number("LOOKBACK_SECONDS", 86_400, 60, 30 * 86_400)?),
+            feed_shards: usize::try_from(number("FEED_SHARDS", 1, 1, 64)?).unwrap_or(1),
+            max_streams_per_client: u32::try_from(number("MAX_STREAMS_PER_CLIENT", 10, 1, 10_000)?)
+                .unwrap_or(10),
+            publish_keys,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let config = config(&[]).expect("defaults are valid");
+        assert_eq!(config.table_name, "firehose");
+        assert_eq!(config.poll_interval, Duration::from_secs(1));
+        assert_eq!(config.heartbeat, Duration::from_secs(15));
+        assert_eq!(config.stream_max, Duration::from_secs(270));
+        assert_eq!(config.lookback, Duration::from_secs(86_400));
+        assert_eq!(config.feed_shards, 1);
+        assert_eq!(config.max_streams_per_client, 10);
+        assert!(config.publish_keys.is_empty());
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let hash = "a".repeat(64);
+        let config = config(&[
+            ("TABLE_NAME", "bounties-dev"),
+            ("POLL_INTERVAL_MS", "250"),
+            ("HEARTBEAT_SECONDS", "2"),
+            ("STREAM_MAX_SECONDS", "5"),
+            ("LOOKBACK_SECONDS", "600"),
+            ("FEED_SHARDS", "4"),
+            ("MAX_STREAMS_PER_CLIENT", "3"),
+            (
+                "PUBLISH_API_KEY_SHA256",
+                &format!("{hash}, {}", "b".repeat(64)),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME", "firehose"),
+        ])
+        .expect("valid");
+        assert_eq!(config.poll_interval, Duration::from_millis(250));
+        assert_eq!(config.feed_shards, 4);
+        assert_eq!(config.publish_keys.len(), 2);
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("POLL_INTERVAL_MS", "fast"),
+            ("POLL_INTERVAL_MS", "10"),
+            ("HEARTBEAT_SECONDS", "-1"),
+            ("STREAM_MAX_SECONDS", "900"),
+            ("LOOKBACK_SECONDS", "1"),
+            ("FEED_SHARDS", "0"),
+            ("MAX_STREAMS_PER_CLIENT", "1e3"),
+            ("PUBLISH_API_KEY_SHA256", "not-a-hash"),
+            ("TABLE_NAME", "a b"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let err = config(&[(name, value)]).expect_err(name);
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(name));
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The one response body type: a boxed stream of frames, so a JSON error and an SSE
+//! stream are the same type to the runtime. `lambda_http::Body` would be sent as one
+//! chunk, which is no use for SSE.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body::Frame;
+use http_body_util::StreamBody;
+
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
+pub type ResponseBody = StreamBody<FrameStream>;
+
+/// A body sent at once.
+pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    let frame = Frame::data(bytes.into());
+    StreamBody::new(Box::pin(futures_util::stream::once(
+        async move { Ok(frame) },
+    )))
+}
+
+/// An empty body.
+pub fn empty() -> ResponseBody {
+    StreamBody::new(Box::pin(futures_util::stream::empty()))
+}
+
+/// A body written chunk by chunk as `chunks` yields them.
+pub fn streaming(chunks: impl Stream<Item = Bytes> + Send + 'static) -> ResponseBody {
+    StreamBody::new(Box::pin(chunks.map(|chunk| Ok(Frame::data(chunk)))))
+}
+
+/// Collects a body (for tests and the local invoke check).
+pub async fn collect(body: ResponseBody) -> Bytes {
+    use http_body_util::BodyExt;
+    match BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    }
+}

@@ -1,0 +1,38 @@
+//! CORS: the function owns it (the stream is public and read-only; publishing needs a
+//! bearer key, not cookies, so `*` is safe).
+
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+
+use super::body::{empty, ResponseBody};
+
+pub const ALLOWED_HEADERS: &str =
+    "authorization, content-type, last-event-id, idempotency-key, cache-control";
+
+pub fn add_origin(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+}
+
+/// The answer to an `OPTIONS` preflight on a path that accepts `allow`.
+pub fn preflight(allow: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    add_origin(headers);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(allow),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOWED_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}

@@ -1,0 +1,170 @@
+//! The one place errors become HTTP responses, in the contract's shape:
+//! `{"error":{"code":"...","param":"...","message":"..."}}`. Internal details are
+//! logged, never sent.
+
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+use super::body::{full, ResponseBody};
+use super::cors;
+use crate::publish::PublishError;
+use crate::store::StoreError;
+use crate::stream::ResumeError;
+use crate::InputError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    #[error("no such path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type is not JSON")]
+    UnsupportedMediaType,
+    #[error("not implemented yet")]
+    NotImplemented,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<ResumeError> for ApiError {
+    fn from(err: ResumeError) -> Self {
+        match err {
+            ResumeError::Input(err) => ApiError::Input(err),
+            ResumeError::Store(err) => ApiError::Store(err),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    param: Option<&'a str>,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Input(err) if err.code.is_semantic() => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Input(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Store(_)
+            | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Publish(PublishError::BatchSize(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let status = self.status();
+        let (code, param, message): (&str, Option<&str>, String) = match &self {
+            ApiError::Input(err) => (
+                err.code.as_str(),
+                Some(err.param.as_str()),
+                err.message.clone(),
+            ),
+            ApiError::Unauthorized => (
+                "unauthorized",
+                Some("Authorization"),
+                "publishing needs a valid API key: Authorization: Bearer <key>".into(),
+            ),
+            ApiError::NotFound => (
+                "not_found",
+                None,
+                "no such endpoint; see /api/v1/bounties/stream and /api/v1/tasks".into(),
+            ),
+            ApiError::MethodNotAllowed { allow } => (
+                "method_not_allowed",
+                None,
+                format!("this path accepts {allow}"),
+            ),
+            ApiError::PayloadTooLarge { limit } => (
+                "payload_too_large",
+                Some("body"),
+                format!("the body must be at most {limit} bytes"),
+            ),
+            ApiError::UnsupportedMediaType => (
+                "unsupported_media_type",
+                Some("Content-Type"),
+                "send the body as JSON with Content-Type: application/json".into(),
+            ),
+            ApiError::NotImplemented => (
+                "not_implemented",
+                None,
+                "this endpoint is not available yet".into(),
+            ),
+            ApiError::Store(err) => {
+                tracing::error!(error = %err, "store request failed");
+                (
+                    "store_unavailable",
+                    None,
+                    "the bounty store is unavailable; retry shortly".into(),
+                )
+            }
+            ApiError::Publish(err) => {
+                tracing::error!(error = %err, "publish failed");
+                match err {
+                    PublishError::BatchSize(_) => ("internal", None, "internal error".into()),
+                    _ => (
+                        "store_unavailable",
+                        None,
+                        "the bounty store is unavailable; nothing was published, retry shortly"
+                            .into(),
+                    ),
+                }
+            }
+        };
+        let json = serde_json::to_vec(&Envelope {
+            error: Body {
+                code,
+                param,
+                message: &message,
+            },
+        })
+        .unwrap_or_else(|_| {
+            b"{\"error\":{\"code\":\"internal\",\"param\":null,\"message\":\"internal error\"}}"
+                .to_vec()
+        });
+        let mut response = Response::new(full(json));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        cors::add_origin(headers);
+        match &self {
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

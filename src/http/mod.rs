@@ -1,0 +1,158 @@
+//! The HTTP edge: one entry point, [`handle`], that routes a request, runs the
+//! endpoint and turns any error into the contract's JSON response.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Response};
+use lambda_http::{Request, RequestExt};
+
+use crate::config::Config;
+use crate::store::{FeedReader, FeedWriter};
+use crate::stream::StreamSettings;
+
+pub mod body;
+pub mod cors;
+pub mod error;
+mod publish;
+mod stream;
+
+pub use body::ResponseBody;
+pub use error::ApiError;
+
+/// Publish bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The `retry:` hint: how long a browser waits before reconnecting.
+pub const RETRY_HINT_MS: u64 = 2000;
+/// Entries read per shard per Query: bounds memory per stream during a burst.
+pub const PAGE_SIZE: usize = 500;
+
+/// What every request needs: configuration and the store.
+#[derive(Debug)]
+pub struct App<S> {
+    pub config: Config,
+    pub store: Arc<S>,
+}
+
+impl<S> App<S> {
+    pub fn new(config: Config, store: S) -> Self {
+        Self {
+            config,
+            store: Arc::new(store),
+        }
+    }
+
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            poll_interval: self.config.poll_interval,
+            heartbeat: self.config.heartbeat,
+            max_duration: self.config.stream_max,
+            page_size: PAGE_SIZE,
+            retry_ms: RETRY_HINT_MS,
+            backoff_cap: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// The endpoints of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Stream,
+    Tasks,
+    Task,
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Route> {
+        match path.strip_prefix("/api/v1/")? {
+            "bounties/stream" => Some(Route::Stream),
+            "tasks" => Some(Route::Tasks),
+            rest => {
+                let id = rest.strip_prefix("tasks/")?;
+                (!id.is_empty() && !id.contains('/')).then_some(Route::Task)
+            }
+        }
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Route::Stream | Route::Task => "GET, OPTIONS",
+            Route::Tasks => "GET, POST, OPTIONS",
+        }
+    }
+}
+
+/// Serves one request. Never fails: errors are responses.
+pub async fn handle<S: FeedReader + FeedWriter>(
+    app: &App<S>,
+    req: Request,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let request_id = req
+        .lambda_context_ref()
+        .map(|ctx| ctx.request_id.clone())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", %request_id, %method, %path);
+    let _entered = span.enter();
+    let response = match route(app, req).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    tracing::info!(
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "answered"
+    );
+    response
+}
+
+async fn route<S: FeedReader + FeedWriter>(
+    app: &App<S>,
+    req: Request,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
+    match (route, req.method()) {
+        (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow())),
+        (Route::Stream, &Method::GET) => stream::open(app, &req).await,
+        (Route::Tasks, &Method::POST) => publish::publish(app, &req).await,
+        (Route::Tasks | Route::Task, &Method::GET) => Err(ApiError::NotImplemented),
+        (route, _) => Err(ApiError::MethodNotAllowed {
+            allow: route.allow(),
+        }),
+    }
+}
+
+/// The query string's pairs, percent-decoded, in order (repeats kept).
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::of("/api/v1/bounties/stream"), Some(Route::Stream));
+        assert_eq!(Route::of("/api/v1/tasks"), Some(Route::Tasks));
+        assert_eq!(Route::of("/api/v1/tasks/01J"), Some(Route::Task));
+        for none in [
+            "/",
+            "/api/v1/tasks/",
+            "/api/v1/tasks/a/b",
+            "/api/v2/tasks",
+            "/api/v1/bounties",
+        ] {
+            assert_eq!(Route::of(none), None, "{none}");
+        }
+    }
+}

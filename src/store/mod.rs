@@ -1,0 +1,91 @@
+//! The feed store as the core sees it: a dense, append-only log per shard.
+//!
+//! Small traits, one per concern, implemented at the edge by [`dynamo`]. The stream
+//! loop needs only [`FeedReader`]; the publisher only [`FeedWriter`].
+
+use std::future::Future;
+
+use crate::bounty::Bounty;
+use crate::cursor::Position;
+
+pub mod dynamo;
+
+/// One entry of a shard's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub position: Position,
+    pub bounty: Bounty,
+}
+
+/// Entries after a position, in log order, and whether more follow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub entries: Vec<LogEntry>,
+    pub more: bool,
+}
+
+/// Why the store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store refused or failed the request (network, 5xx, throttling, timeout).
+    #[error("{operation} failed: {detail}")]
+    Unavailable {
+        operation: &'static str,
+        detail: String,
+    },
+    /// An item that is not in the shape this code writes.
+    #[error("corrupt item {key}: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+/// The outcome of a conditional append that did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another publisher appended first: the head moved; take it again and retry.
+    #[error("the shard head moved")]
+    HeadMoved,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What readers and writers both need: the shards and their heads.
+pub trait FeedHeads: Send + Sync + 'static {
+    /// How many shards the feed has.
+    fn shard_count(&self) -> usize;
+
+    /// The position of the last committed entry of `shard` ([`Position::START`] if
+    /// none), read consistently.
+    fn head(&self, shard: usize) -> impl Future<Output = Result<Position, StoreError>> + Send;
+}
+
+/// Reads the log: consistent reads only, so a reader sees every committed entry.
+pub trait FeedReader: FeedHeads {
+    /// Up to `limit` entries of `shard` strictly after `after`, in log order.
+    fn read_after(
+        &self,
+        shard: usize,
+        after: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+}
+
+/// Appends to the log.
+pub trait FeedWriter: FeedHeads {
+    /// Appends `entries` (their positions follow `expected_head` densely) only if the
+    /// head is still `expected_head`; all or nothing.
+    fn append_after(
+        &self,
+        shard: usize,
+        expected_head: Position,
+        entries: Vec<LogEntry>,
+    ) -> impl Future<Output = Result<(), AppendError>> + Send;
+}
+
+/// Reads the heads of every shard, concurrently.
+pub async fn heads<H: FeedHeads>(store: &H) -> Result<Vec<Position>, StoreError> {
+    let reads = (0..store.shard_count()).map(|shard| store.head(shard));
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .collect()
+}

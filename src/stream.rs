@@ -1,0 +1,719 @@
+//! The bounded stream: `retry`, `connected`, then `bounty` frames read by polling the
+//! log from the cursor, `: heartbeat` while idle, `error` frames with back-off while
+//! the store fails, and a `checkpoint` carrying the cursor at the cap.
+//!
+//! One `select!` over the cap, the poll in flight and the heartbeat, like
+//! mini-redis's subscribe loop. The poll in flight survives heartbeats, so a slow store
+//! never starves them. When the client goes away the runtime drops this stream at its
+//! next failed write, and with it the poll in flight: nothing polls for a departed client.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::Stream;
+use serde::Serialize;
+use tokio::time::{sleep_until, Instant};
+
+use crate::cursor::{Cursor, Position};
+use crate::filter::Filter;
+use crate::sse::Frame;
+use crate::store::{FeedReader, LogEntry, Page, StoreError};
+use crate::{timefmt, InputError, InputErrorCode};
+
+/// Timing and sizing of one stream (from [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub poll_interval: Duration,
+    pub heartbeat: Duration,
+    pub max_duration: Duration,
+    /// Entries read per shard per Query.
+    pub page_size: usize,
+    /// The `retry:` hint sent first, in ms.
+    pub retry_ms: u64,
+    /// The longest wait between polls while the store keeps failing.
+    pub backoff_cap: Duration,
+}
+
+/// Where a stream starts and what it sends.
+#[derive(Debug, Clone)]
+pub struct StreamStart {
+    pub filter: Filter,
+    pub cursor: Cursor,
+    /// True when resuming from a client's cursor or `since`: poll at once.
+    pub resumed: bool,
+}
+
+#[derive(Serialize)]
+struct Connected<'a> {
+    filter: &'a Filter,
+    server_time: String,
+    cursor: String,
+    resumed: bool,
+    closes_at: String,
+}
+
+#[derive(Serialize)]
+struct StoreErrorFrame<'a> {
+    code: &'a str,
+    message: &'a str,
+    retry_in_ms: u64,
+}
+
+#[derive(Serialize)]
+struct Checkpoint<'a> {
+    cursor: &'a str,
+    reason: &'a str,
+}
+
+/// Entries read in one poll, merged across shards, and whether more are waiting.
+struct Batch {
+    issued_ms: u64,
+    entries: Vec<(usize, LogEntry)>,
+    more: bool,
+    /// Per shard: the seq found where the next one was expected, if any.
+    gaps: Vec<Option<u64>>,
+}
+
+type PollFuture = Pin<Box<dyn Future<Output = Result<Batch, StoreError>> + Send>>;
+
+/// The delay before retry number `failures` (1-based): exponential from `base`,
+/// capped, with jitter in [50 %, 100 %] of the step (`jitter` in [0, 1]) so that
+/// many streams failing together do not retry together.
+pub fn backoff_delay(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    let step = base.saturating_mul(1u32 << doublings).min(cap);
+    step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A hole in a shard's sequence that has lasted this long is accepted as lost
+/// (deleted by hand, or expired under a stream lagging by more than the retention);
+/// a younger one is a commit not yet fully visible, and is waited for.
+const GAP_GRACE: Duration = Duration::from_secs(30);
+
+/// Reads the page after each shard's position, concurrently, at `at`.
+async fn poll_at<R: FeedReader>(
+    store: Arc<R>,
+    positions: Vec<Position>,
+    accept_gaps: Vec<bool>,
+    at: Instant,
+    page_size: usize,
+) -> Result<Batch, StoreError> {
+    sleep_until(at).await;
+    let issued_ms = timefmt::to_millis(Utc::now());
+    let reads = positions
+        .iter()
+        .enumerate()
+        .map(|(shard, after)| store.read_after(shard, *after, page_size));
+    let mut pages = futures_util::future::try_join_all(reads).await?;
+    let mut gaps = vec![None; pages.len()];
+    for (shard, page) in pages.iter_mut().enumerate() {
+        if !accept_gaps.get(shard).copied().unwrap_or(false) {
+            gaps[shard] = keep_dense_prefix(positions[shard], page);
+        }
+    }
+    let mut batch = merge(issued_ms, pages);
+    batch.gaps = gaps;
+    Ok(batch)
+}
+
+/// Keeps the entries that follow `after` seq by seq and drops the rest of the page
+/// from the first hole; returns the seq found at the hole. A position taken from a
+/// time (`since`) has no known successor, so its first entry is always accepted.
+fn keep_dense_prefix(after: Position, page: &mut Page) -> Option<u64> {
+    let mut expected = (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1);
+    let mut hole = None;
+    let keep = page
+        .entries
+        .iter()
+        .take_while(|entry| {
+            let dense = expected.is_none_or(|seq| entry.position.seq == seq);
+            if !dense {
+                hole = Some(entry.position.seq);
+            }
+            expected = Some(entry.position.seq + 1);
+            dense
+        })
+        .count();
+    if hole.is_some() {
+        page.entries.truncate(keep);
+        page.more = false;
+    }
+    hole
+}
+
+/// Orders a poll's entries by creation time across shards. When a shard has more
+/// than one page waiting, entries of other shards created after that page's last
+/// entry are left for the next poll, so a burst still comes out in time order.
+fn merge(issued_ms: u64, pages: Vec<Page>) -> Batch {
+    let horizon = pages
+        .iter()
+        .filter(|page| page.more)
+        .filter_map(|page| page.entries.last())
+        .map(|entry| entry.position.created_ms)
+        .min();
+    let more = pages.iter().any(|page| page.more);
+    let mut entries: Vec<(usize, LogEntry)> = pages
+        .into_iter()
+        .enumerate()
+        .flat_map(|(shard, page)| page.entries.into_iter().map(move |entry| (shard, entry)))
+        .filter(|(_, entry)| horizon.is_none_or(|ms| entry.position.created_ms <= ms))
+        .collect();
+    entries.sort_by_key(|(shard, entry)| (entry.position.created_ms, *shard, entry.position.seq));
+    Batch {
+        issued_ms,
+        entries,
+        more,
+        gaps: Vec::new(),
+    }
+}
+
+/// Why a stream cannot resume from a client's cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks, before a resumed stream starts, that the store still holds every entry
+/// after the cursor: the log is dense, so the first entry after a position must be
+/// the next seq, unless the head is the position itself.
+pub async fn check_resumable<R: FeedReader>(
+    store: &R,
+    cursor: &Cursor,
+    param: &str,
+) -> Result<(), ResumeError> {
+    for (shard, after) in cursor.positions.iter().enumerate() {
+        if after.seq == 0 && after.created_ms > 0 {
+            // A time position (`since`): the look-back check on its time is the guard.
+            continue;
+        }
+        let head = store.head(shard).await?;
+        if after.seq > head.seq {
+            return Err(InputError::new(
+                InputErrorCode::InvalidCursor,
+                param,
+                format!("{param} points past the end of the feed; reconnect without it"),
+            )
+            .into());
+        }
+        if head.seq == after.seq {
+            continue;
+        }
+        let page = store.read_after(shard, *after, 1).await?;
+        if page.entries.first().map(|entry| entry.position.seq) != Some(after.seq + 1) {
+            return Err(InputError::new(
+                InputErrorCode::CursorTooOld,
+                param,
+                format!(
+                    "entries after {param} are no longer retained; backfill, then stream from now"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "could not serialise a frame");
+        "{}".to_owned()
+    })
+}
+
+/// Logs how a stream ended, also when it is dropped because the client went away.
+struct StreamLog {
+    bounties: u64,
+    polls: u64,
+    store_errors: u64,
+    ended: &'static str,
+}
+
+impl Drop for StreamLog {
+    fn drop(&mut self) {
+        tracing::info!(
+            bounties = self.bounties,
+            polls = self.polls,
+            store_errors = self.store_errors,
+            ended = self.ended,
+            "stream closed"
+        );
+    }
+}
+
+enum Step {
+    Close,
+    Polled(Result<Batch, StoreError>),
+    Heartbeat,
+}
+
+/// The stream of frames for one subscriber. Ends after `settings.max_duration`.
+pub fn bounty_stream<R: FeedReader>(
+    store: Arc<R>,
+    settings: StreamSettings,
+    start: StreamStart,
+) -> impl Stream<Item = Frame> + Send + 'static {
+    async_stream::stream! {
+        let StreamStart { filter, mut cursor, resumed } = start;
+        let started = Instant::now();
+        let deadline = started + settings.max_duration;
+        let now = Utc::now();
+        let closes_at = now + settings.max_duration;
+        let mut log = StreamLog { bounties: 0, polls: 0, store_errors: 0, ended: "client_gone" };
+
+        yield Frame::Retry(settings.retry_ms);
+        yield Frame::event("connected", None, to_json(&Connected {
+            filter: &filter,
+            server_time: timefmt::format(now),
+            cursor: cursor.encode(),
+            resumed,
+            closes_at: timefmt::format(closes_at),
+        }));
+
+        let mut last_write = Instant::now();
+        let mut failures = 0u32;
+        let mut next_poll = if resumed { started } else { started + settings.poll_interval };
+        let mut in_flight: Option<PollFuture> = None;
+        // Per shard: the position where a hole was first seen, and when.
+        let mut holes: Vec<Option<(Position, Instant)>> = vec![None; cursor.positions.len()];
+
+        loop {
+            let poll = in_flight.get_or_insert_with(|| {
+                let accept_gaps = holes
+                    .iter()
+                    .enumerate()
+                    .map(|(shard, hole)| {
+                        let accept = hole.is_some_and(|(_, since)| since.elapsed() >= GAP_GRACE);
+                        if accept {
+                            tracing::error!(shard, "a hole in the feed did not fill within the grace period; skipping it");
+                        }
+                        accept
+                    })
+                    .collect();
+                Box::pin(poll_at(store.clone(), cursor.positions.clone(), accept_gaps, next_poll, settings.page_size))
+            });
+            let step = tokio::select! {
+                biased;
+                _ = sleep_until(deadline) => Step::Close,
+                outcome = poll => Step::Polled(outcome),
+                _ = sleep_until(last_write + settings.heartbeat) => Step::Heartbeat,
+            };
+            match step {
+                Step::Close => break,
+                Step::Heartbeat => {
+                    yield Frame::Comment("heartbeat");
+                    last_write = Instant::now();
+                }
+                Step::Polled(Ok(batch)) => {
+                    in_flight = None;
+                    log.polls += 1;
+                    failures = 0;
+                    cursor.issued_ms = batch.issued_ms;
+                    for (shard, found) in batch.gaps.iter().enumerate() {
+                        let at = cursor.positions[shard];
+                        holes[shard] = match (found, holes[shard]) {
+                            (None, _) => None,
+                            (Some(_), Some((seen, since))) if seen == at => Some((seen, since)),
+                            (Some(seq), _) => {
+                                tracing::warn!(shard, after = at.seq, found = seq, "hole in the feed; waiting for it to fill");
+                                Some((at, Instant::now()))
+                            }
+                        };
+                    }
+                    for (shard, entry) in batch.entries {
+                        if let Some(slot) = cursor.positions.get_mut(shard) {
+                            *slot = entry.position;
+                        }
+                        if filter.matches(&entry.bounty) {
+                            log.bounties += 1;
+                            yield Frame::event("bounty", Some(cursor.encode()), to_json(&entry.bounty));
+                            last_write = Instant::now();
+                        }
+                    }
+                    next_poll = if batch.more { Instant::now() } else { Instant::now() + settings.poll_interval };
+                }
+                Step::Polled(Err(err)) => {
+                    in_flight = None;
+                    log.polls += 1;
+                    log.store_errors += 1;
+                    failures = failures.saturating_add(1);
+                    let delay = backoff_delay(failures, settings.poll_interval, settings.backoff_cap, fastrand::f64());
+                    // Wait exactly what the frame announces.
+                    let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    let delay = Duration::from_millis(retry_in_ms);
+                    tracing::warn!(error = %err, failures, retry_in_ms, "feed poll failed");
+                    yield Frame::event("error", None, to_json(&StoreErrorFrame {
+                        code: "store_unavailable",
+                        message: "the bounty store did not answer; retrying, nothing will be missed",
+                        retry_in_ms,
+                    }));
+                    last_write = Instant::now();
+                    next_poll = Instant::now() + delay;
+                }
+            }
+        }
+
+        let position = cursor.encode();
+        yield Frame::event("checkpoint", Some(position.clone()), to_json(&Checkpoint {
+            cursor: &position,
+            reason: "max_duration",
+        }));
+        log.ended = "max_duration";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounty::{Bounty, BountyStatus};
+    use crate::store::{FeedHeads, Page};
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// A scripted log for timing tests on paused time (the real store is tested
+    /// against DynamoDB Local in tests/).
+    #[derive(Default)]
+    struct ScriptedLog {
+        shards: Mutex<Vec<Vec<LogEntry>>>,
+        failures_left: AtomicU32,
+        reads: AtomicUsize,
+    }
+
+    impl ScriptedLog {
+        fn new(shards: usize) -> Arc<Self> {
+            Arc::new(Self {
+                shards: Mutex::new(vec![Vec::new(); shards]),
+                ..Self::default()
+            })
+        }
+
+        fn push(&self, shard: usize, category: &str) -> String {
+            let mut shards = self.shards.lock().expect("lock");
+            let log = &mut shards[shard];
+            let seq = log.len() as u64 + 1;
+            let id = format!("s{shard}-{seq}");
+            log.push(LogEntry {
+                position: Position {
+                    created_ms: 1_000 + seq,
+                    seq,
+                },
+                bounty: Bounty {
+                    id: id.clone(),
+                    title: "t".into(),
+                    description: String::new(),
+                    category: category.into(),
+                    budget_cents: 100,
+                    currency: "USD".into(),
+                    tags: vec![],
+                    deadline: timefmt::from_millis(4_000_000_000_000),
+                    created_at: timefmt::from_millis(1_000 + seq),
+                    status: BountyStatus::Open,
+                },
+            });
+            id
+        }
+    }
+
+    impl FeedHeads for ScriptedLog {
+        fn shard_count(&self) -> usize {
+            self.shards.lock().expect("lock").len()
+        }
+
+        async fn head(&self, shard: usize) -> Result<Position, StoreError> {
+            let shards = self.shards.lock().expect("lock");
+            Ok(shards[shard].last().map_or(Position::START, |e| e.position))
+        }
+    }
+
+    impl FeedReader for ScriptedLog {
+        async fn read_after(
+            &self,
+            shard: usize,
+            after: Position,
+            limit: usize,
+        ) -> Result<Page, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            if self
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StoreError::Unavailable {
+                    operation: "Query",
+                    detail: "scripted".into(),
+                });
+            }
+            let shards = self.shards.lock().expect("lock");
+            let after: Vec<_> = shards[shard]
+                .iter()
+                .filter(|e| e.position > after)
+                .cloned()
+                .collect();
+            Ok(Page {
+                more: after.len() > limit,
+                entries: after.into_iter().take(limit).collect(),
+            })
+        }
+    }
+
+    fn settings() -> StreamSettings {
+        StreamSettings {
+            poll_interval: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(15),
+            max_duration: Duration::from_secs(60),
+            page_size: 100,
+            retry_ms: 2000,
+            backoff_cap: Duration::from_secs(30),
+        }
+    }
+
+    fn start(shards: usize, filter: Filter) -> StreamStart {
+        StreamStart {
+            filter,
+            cursor: Cursor {
+                issued_ms: 0,
+                positions: vec![Position::START; shards],
+            },
+            resumed: false,
+        }
+    }
+
+    fn data(frame: &Frame) -> serde_json::Value {
+        match frame {
+            Frame::Event { data, .. } => serde_json::from_str(data).expect("json"),
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    fn name(frame: &Frame) -> &str {
+        match frame {
+            Frame::Event { event, .. } => event,
+            Frame::Retry(_) => "retry",
+            Frame::Comment(_) => "comment",
+        }
+    }
+
+    /// Collects every frame with the instant (since start) it was produced.
+    async fn collect(stream: impl Stream<Item = Frame>) -> Vec<(Duration, Frame)> {
+        let begin = Instant::now();
+        stream.map(|f| (begin.elapsed(), f)).collect().await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_stream_heartbeats_then_checkpoints_at_the_cap() {
+        let log = ScriptedLog::new(1);
+        let frames = collect(bounty_stream(
+            log.clone(),
+            settings(),
+            start(1, Filter::default()),
+        ))
+        .await;
+        let names: Vec<_> = frames.iter().map(|(_, f)| name(f)).collect();
+        assert_eq!(
+            names,
+            [
+                "retry",
+                "connected",
+                "comment",
+                "comment",
+                "comment",
+                "checkpoint"
+            ]
+        );
+        let times: Vec<_> = frames.iter().map(|(t, _)| t.as_secs()).collect();
+        assert_eq!(times, [0, 0, 15, 30, 45, 60]);
+        assert_eq!(frames[0].1, Frame::Retry(2000));
+        let connected = data(&frames[1].1);
+        assert_eq!(connected["resumed"], false);
+        assert!(connected["cursor"].is_string() && connected["closes_at"].is_string());
+        let checkpoint = data(&frames[5].1);
+        assert_eq!(checkpoint["reason"], "max_duration");
+        let Frame::Event { id, .. } = &frames[5].1 else {
+            panic!("event")
+        };
+        assert_eq!(id.as_deref(), checkpoint["cursor"].as_str());
+        // One poll per second, nothing more.
+        assert!((59..=61).contains(&log.reads.load(Ordering::SeqCst)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delivers_matching_entries_once_with_resumable_ids() {
+        let log = ScriptedLog::new(1);
+        let filter =
+            crate::filter::parse_stream_query(&[("category".into(), "python".into())], None)
+                .expect("valid")
+                .filter;
+        let stream = bounty_stream(
+            log.clone(),
+            StreamSettings {
+                max_duration: Duration::from_secs(10),
+                ..settings()
+            },
+            start(1, filter),
+        );
+        let writer = log.clone();
+        let publisher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let a = writer.push(0, "python");
+            writer.push(0, "rust");
+            let b = writer.push(0, "python");
+            (a, b)
+        });
+        let frames = collect(stream).await;
+        let (a, b) = publisher.await.expect("publisher");
+        let bounties: Vec<_> = frames.iter().filter(|(_, f)| name(f) == "bounty").collect();
+        let ids: Vec<_> = bounties
+            .iter()
+            .map(|(_, f)| data(f)["id"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(ids, [Some(a), Some(b)]);
+        // Delivered at the first poll after publishing: within one interval.
+        assert!(bounties[0].0 <= Duration::from_millis(3500));
+        // The checkpoint is past the non-matching entry too.
+        let (_, checkpoint) = frames.last().expect("frames");
+        let rules = crate::cursor::CursorRules {
+            shards: 1,
+            now_ms: u64::MAX / 2,
+            lookback_ms: u64::MAX,
+        };
+        let cursor = Cursor::decode(
+            data(checkpoint)["cursor"].as_str().expect("cursor"),
+            "c",
+            rules,
+        )
+        .expect("decodes");
+        assert_eq!(cursor.positions[0].seq, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn store_failures_send_error_frames_back_off_and_recover_without_loss() {
+        let log = ScriptedLog::new(1);
+        log.failures_left.store(4, Ordering::SeqCst);
+        let id = log.push(0, "python");
+        let mut begin = start(1, Filter::default());
+        begin.resumed = true;
+        let frames = collect(bounty_stream(
+            log.clone(),
+            StreamSettings {
+                max_duration: Duration::from_secs(40),
+                ..settings()
+            },
+            begin,
+        ))
+        .await;
+        let errors: Vec<_> = frames.iter().filter(|(_, f)| name(f) == "error").collect();
+        assert_eq!(errors.len(), 4);
+        let waits: Vec<u64> = errors
+            .iter()
+            .map(|(_, f)| data(f)["retry_in_ms"].as_u64().expect("ms"))
+            .collect();
+        for (n, wait) in waits.iter().enumerate() {
+            let full = 1000u64 << n;
+            assert!((full / 2..=full).contains(wait), "retry {n}: {wait}");
+        }
+        assert_eq!(data(&errors[0].1)["code"], "store_unavailable");
+        // Each error comes after the previous announced wait.
+        for pair in errors.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert_eq!(
+                gap.as_millis() as u64,
+                data(&pair[0].1)["retry_in_ms"].as_u64().expect("ms")
+            );
+        }
+        let delivered: Vec<_> = frames
+            .iter()
+            .filter(|(_, f)| name(f) == "bounty")
+            .map(|(_, f)| data(f)["id"].clone())
+            .collect();
+        assert_eq!(delivered, [serde_json::json!(id)]);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
+        let base = Duration::from_secs(1);
+        let cap = Duration::from_secs(30);
+        assert_eq!(backoff_delay(1, base, cap, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff_delay(1, base, cap, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(3, base, cap, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff_delay(10, base, cap, 1.0), cap);
+        assert_eq!(backoff_delay(u32::MAX, base, cap, 0.0), cap / 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_larger_than_a_page_arrives_complete_and_in_order_across_shards() {
+        let log = ScriptedLog::new(2);
+        let mut expected = Vec::new();
+        for n in 0..1_000 {
+            expected.push(log.push(n % 2, "python"));
+        }
+        let mut begin = start(2, Filter::default());
+        begin.resumed = true;
+        let stream = bounty_stream(
+            log.clone(),
+            StreamSettings {
+                max_duration: Duration::from_secs(5),
+                page_size: 64,
+                ..settings()
+            },
+            begin,
+        );
+        let frames = collect(stream).await;
+        let bounties: Vec<_> = frames.iter().filter(|(_, f)| name(f) == "bounty").collect();
+        let created: Vec<_> = bounties
+            .iter()
+            .map(|(_, f)| data(f)["created_at"].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            created.windows(2).all(|w| w[0] <= w[1]),
+            "time order across shards"
+        );
+        let mut ids: Vec<_> = bounties
+            .iter()
+            .map(|(_, f)| data(f)["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        ids.sort();
+        expected.sort();
+        assert_eq!(ids, expected);
+        // Paging did not wait a poll interval between pages.
+        assert!(bounties.last().expect("some").0 < Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_store_does_not_starve_heartbeats() {
+        struct Slow;
+        impl FeedHeads for Slow {
+            fn shard_count(&self) -> usize {
+                1
+            }
+            async fn head(&self, _: usize) -> Result<Position, StoreError> {
+                Ok(Position::START)
+            }
+        }
+        impl FeedReader for Slow {
+            async fn read_after(
+                &self,
+                _: usize,
+                _: Position,
+                _: usize,
+            ) -> Result<Page, StoreError> {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(Page::default())
+            }
+        }
+        let frames = collect(bounty_stream(
+            Arc::new(Slow),
+            settings(),
+            start(1, Filter::default()),
+        ))
+        .await;
+        let heartbeats = frames.iter().filter(|(_, f)| name(f) == "comment").count();
+        assert_eq!(heartbeats, 3);
+        assert_eq!(name(&frames.last().expect("frames").1), "checkpoint");
+    }
+}

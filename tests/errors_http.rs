@@ -1,0 +1,302 @@
+//! Every refusal of the contract, over real HTTP: status, JSON shape, code, param,
+//! before any stream starts.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{bounty_body, http, DynamoLocal, Function, TEST_KEY};
+use firehose::cursor::{Cursor, Position};
+use firehose::timefmt;
+use serde_json::Value;
+
+async fn expect_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+    param: Option<&str>,
+) -> reqwest::header::HeaderMap {
+    let headers = response.headers().clone();
+    let got = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(got, status, "{body}");
+    assert_eq!(headers["content-type"], "application/json", "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["param"].as_str(), param, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.len() > 10),
+        "{body}"
+    );
+    headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invalid_stream_request_is_a_400_before_any_stream() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(&ddb, "errors", &[("LOOKBACK_SECONDS", "3600")]).await;
+    let now_ms = timefmt::to_millis(Utc::now());
+    let too_many: String = (0..21).map(|i| format!("category=c{i}&")).collect();
+    let too_many_tags = format!(
+        "tag={}",
+        (0..21)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let old_cursor = Cursor {
+        issued_ms: now_ms - 7_200_000,
+        positions: vec![Position::START],
+    }
+    .encode();
+    let future_cursor = Cursor {
+        issued_ms: now_ms,
+        positions: vec![Position {
+            created_ms: now_ms,
+            seq: 99,
+        }],
+    }
+    .encode();
+    let old_since = timefmt::format(Utc::now() - chrono::Duration::hours(2));
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "min_budget_cents=abc".into(),
+            "invalid_parameter",
+            "min_budget_cents",
+        ),
+        (
+            "min_budget_cents=-5".into(),
+            "invalid_parameter",
+            "min_budget_cents",
+        ),
+        (
+            "min_budget_cents=1&min_budget_cents=2".into(),
+            "duplicate_parameter",
+            "min_budget_cents",
+        ),
+        ("category=Bad_Slug".into(), "invalid_parameter", "category"),
+        ("tag=".into(), "invalid_parameter", "tag"),
+        ("colour=red".into(), "unknown_parameter", "colour"),
+        (too_many, "too_many_values", "category"),
+        (too_many_tags, "too_many_values", "tag"),
+        (
+            "deadline_after=tomorrow".into(),
+            "invalid_parameter",
+            "deadline_after",
+        ),
+        (
+            "since=2026-13-01T00:00:00Z".into(),
+            "invalid_parameter",
+            "since",
+        ),
+        (format!("since={old_since}"), "cursor_too_old", "since"),
+        (
+            "last_event_id=garbage!".into(),
+            "invalid_cursor",
+            "last_event_id",
+        ),
+        (
+            format!("last_event_id={old_cursor}"),
+            "cursor_too_old",
+            "last_event_id",
+        ),
+        (
+            format!("last_event_id={future_cursor}"),
+            "invalid_cursor",
+            "last_event_id",
+        ),
+    ];
+    for (query, code, param) in cases {
+        let url = f.url(&format!(
+            "/api/v1/bounties/stream?{}",
+            query.replace('+', "%2B")
+        ));
+        let response = http().get(&url).send().await.expect("request");
+        expect_error(response, 400, code, Some(param)).await;
+    }
+    let response = http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .header("last-event-id", "not-a-cursor")
+        .send()
+        .await
+        .expect("request");
+    expect_error(response, 400, "invalid_cursor", Some("Last-Event-ID")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_whose_entries_are_gone_is_too_old_never_a_silent_gap() {
+    use firehose::publish::append;
+    use firehose::store::dynamo::DynamoFeedStore;
+
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(&ddb, "gone", &[]).await;
+    let client = common::dynamo::client(&ddb).await;
+    let store = DynamoFeedStore::new(client.clone(), &f.table, 1, Duration::from_secs(86_400));
+    let draft = firehose::bounty::BountyDraft::from_json(
+        bounty_body("x", "python", 1, &[]).to_string().as_bytes(),
+        Utc::now(),
+    )
+    .expect("valid");
+    let drafts: Vec<_> = (0..3).map(|n| (format!("ID{n}"), draft.clone())).collect();
+    append(&store, 0, &drafts).await.expect("append");
+    // A cursor after entry 1, then entry 2 disappears (as if expired by TTL).
+    let first = store_position(&store, 1).await;
+    let cursor = Cursor {
+        issued_ms: timefmt::to_millis(Utc::now()),
+        positions: vec![first],
+    }
+    .encode();
+    let second = store_position(&store, 2).await;
+    client
+        .delete_item()
+        .table_name(&f.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("feed#0".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(second.sort_key()),
+        )
+        .send()
+        .await
+        .expect("delete");
+    let response = http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .header("last-event-id", cursor)
+        .send()
+        .await
+        .expect("request");
+    expect_error(response, 400, "cursor_too_old", Some("Last-Event-ID")).await;
+}
+
+async fn store_position(store: &firehose::store::dynamo::DynamoFeedStore, seq: u64) -> Position {
+    use firehose::store::FeedReader;
+    let page = store
+        .read_after(0, Position::START, 10)
+        .await
+        .expect("read");
+    page.entries
+        .iter()
+        .find(|e| e.position.seq == seq)
+        .expect("entry")
+        .position
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_routing_errors_have_the_contract_shape() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(&ddb, "puberr", &[]).await;
+    let body = bounty_body("t", "python", 100, &[]);
+    let tasks = f.url("/api/v1/tasks");
+
+    let headers = expect_error(
+        http().post(&tasks).json(&body).send().await.expect("req"),
+        401,
+        "unauthorized",
+        Some("Authorization"),
+    )
+    .await;
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let wrong_key = http()
+        .post(&tasks)
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .expect("req");
+    expect_error(wrong_key, 401, "unauthorized", Some("Authorization")).await;
+    let text = http()
+        .post(&tasks)
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("req");
+    expect_error(text, 415, "unsupported_media_type", Some("Content-Type")).await;
+    let broken = http()
+        .post(&tasks)
+        .bearer_auth(TEST_KEY)
+        .header("content-type", "application/json")
+        .body("{\"title\":")
+        .send()
+        .await
+        .expect("req");
+    expect_error(broken, 400, "invalid_json", Some("body")).await;
+    let mut bad = body.clone();
+    bad["budget_cents"] = serde_json::json!(0);
+    expect_error(
+        f.try_publish_raw(&bad).await,
+        422,
+        "invalid_field",
+        Some("budget_cents"),
+    )
+    .await;
+    let mut past = body.clone();
+    past["deadline"] = serde_json::json!("2001-01-01T00:00:00Z");
+    expect_error(
+        f.try_publish_raw(&past).await,
+        422,
+        "invalid_field",
+        Some("deadline"),
+    )
+    .await;
+    let mut server_field = body.clone();
+    server_field["id"] = serde_json::json!("mine");
+    expect_error(
+        f.try_publish_raw(&server_field).await,
+        422,
+        "unknown_field",
+        Some("id"),
+    )
+    .await;
+    let huge = serde_json::json!({"title": "t", "description": "x".repeat(70_000)});
+    expect_error(
+        f.try_publish_raw(&huge).await,
+        413,
+        "payload_too_large",
+        Some("body"),
+    )
+    .await;
+
+    expect_error(
+        http().get(f.url("/api/v1/nope")).send().await.expect("req"),
+        404,
+        "not_found",
+        None,
+    )
+    .await;
+    let headers = expect_error(
+        http()
+            .delete(f.url("/api/v1/bounties/stream"))
+            .send()
+            .await
+            .expect("req"),
+        405,
+        "method_not_allowed",
+        None,
+    )
+    .await;
+    assert_eq!(headers["allow"], "GET, OPTIONS");
+    let preflight = http()
+        .request(reqwest::Method::OPTIONS, tasks.clone())
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert!(preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .contains("last-event-id"));
+
+    let (status, bounty) = f.try_publish(&body).await;
+    assert_eq!(status, 201);
+    assert_eq!(bounty["status"], "open");
+    assert_eq!(bounty["currency"], "USD");
+    assert!(bounty["id"].as_str().is_some_and(|id| id.len() == 26));
+    assert!(timefmt::parse(bounty["created_at"].as_str().unwrap_or_default()).is_some());
+}

@@ -1,0 +1,404 @@
+//! The stream, over real HTTP through `cargo lambda watch`, against DynamoDB Local,
+//! read with a real SSE parser. Each test runs its own function and table.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::sse::{bounty_id, json};
+use common::{bounty_body, http, DynamoLocal, Function, Subscriber};
+use firehose::timefmt;
+use serde_json::json;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn no_duplicates(ids: &[String]) -> bool {
+    ids.iter().collect::<HashSet<_>>().len() == ids.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_only_bounties_matching_category_budget_tags_and_deadline() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(&ddb, "filter", &[("POLL_INTERVAL_MS", "250")]).await;
+    let mut sub = Subscriber::new(f.url(
+        "/api/v1/bounties/stream?category=python,rust&min_budget_cents=10000&tag=pytest&tag=tokio&deadline_after=2098-01-01T00:00:00Z",
+    ));
+    sub.connect().await;
+    let connected = json(&sub.next_named("connected", 10 * SECOND).await);
+    assert_eq!(
+        connected["filter"],
+        json!({"categories":["python","rust"],"min_budget_cents":10000,"tags":["pytest","tokio"],"deadline_after":"2098-01-01T00:00:00.000Z"})
+    );
+    assert_eq!(connected["resumed"], false);
+
+    let first = f
+        .publish(&bounty_body("match", "python", 20_000, &["pytest"]))
+        .await;
+    f.publish(&bounty_body("wrong category", "go", 20_000, &["pytest"]))
+        .await;
+    f.publish(&bounty_body("budget too low", "python", 9_999, &["pytest"]))
+        .await;
+    f.publish(&bounty_body(
+        "no matching tag",
+        "python",
+        20_000,
+        &["django"],
+    ))
+    .await;
+    let mut early = bounty_body("deadline too early", "python", 20_000, &["pytest"]);
+    early["deadline"] = json!("2097-01-01T00:00:00Z");
+    f.publish(&early).await;
+    let second = f
+        .publish(&bounty_body(
+            "boundary budget, second tag",
+            "rust",
+            10_000,
+            &["x", "tokio"],
+        ))
+        .await;
+
+    let ids = sub.collect_bounties(2, 15 * SECOND).await;
+    assert_eq!(ids, [first.clone(), second.clone()]);
+    // Nothing else is on its way: the next bounty seen is the next match.
+    let third = f
+        .publish(&bounty_body("third", "python", 10_000, &["pytest"]))
+        .await;
+    assert_eq!(sub.collect_bounties(1, 15 * SECOND).await, [third]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchors_at_connect_time() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(&ddb, "anchor", &[("POLL_INTERVAL_MS", "250")]).await;
+    f.publish(&bounty_body("before", "python", 100, &[])).await;
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+    let after = f.publish(&bounty_body("after", "python", 100, &[])).await;
+    assert_eq!(sub.collect_bounties(1, 15 * SECOND).await, [after]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(
+        &ddb,
+        "heartbeat",
+        &[("HEARTBEAT_SECONDS", "1"), ("STREAM_MAX_SECONDS", "4")],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let response = http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let text = tokio::time::timeout(20 * SECOND, response.text())
+        .await
+        .expect("closes")
+        .expect("body");
+    let elapsed = started.elapsed();
+    assert!(
+        text.starts_with("retry: 2000\n\nevent: connected\ndata: {"),
+        "{text}"
+    );
+    let heartbeats = text.matches("\n: heartbeat\n\n").count();
+    assert!(
+        (2..=4).contains(&heartbeats),
+        "{heartbeats} heartbeats in {text}"
+    );
+    let tail = text.rsplit("\n\n").nth(1).expect("last frame");
+    assert!(tail.starts_with("event: checkpoint\nid: "), "{tail}");
+    assert!(tail.contains("\"reason\":\"max_duration\""), "{tail}");
+    assert!(
+        elapsed >= 4 * SECOND && elapsed < 12 * SECOND,
+        "closed after {elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(
+        &ddb,
+        "resume",
+        &[("POLL_INTERVAL_MS", "250"), ("STREAM_MAX_SECONDS", "3")],
+    )
+    .await;
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream?category=python"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+    let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
+    let first = sub.read_connection(15 * SECOND).await;
+    assert!(first.closed, "the server closes at the cap");
+    assert_eq!(first.bounty_ids(), [a]);
+    let checkpoint = first.events.last().expect("events");
+    assert_eq!(checkpoint.event, "checkpoint");
+    assert_eq!(
+        json(checkpoint)["cursor"].as_str(),
+        Some(checkpoint.id.as_str())
+    );
+
+    // Published while nobody is connected.
+    let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
+    f.publish(&bounty_body("other", "rust", 100, &[])).await;
+    let c = f.publish(&bounty_body("c", "python", 100, &[])).await;
+
+    // With the Last-Event-ID header (what EventSource does)...
+    let mut header_resume = Subscriber::new(sub.url.clone());
+    header_resume.last_event_id = Some(checkpoint.id.clone());
+    header_resume.connect().await;
+    let connected = json(&header_resume.next_named("connected", 10 * SECOND).await);
+    assert_eq!(connected["resumed"], true);
+    assert_eq!(
+        header_resume.collect_bounties(2, 15 * SECOND).await,
+        [b.clone(), c.clone()]
+    );
+
+    // ...and with the last_event_id parameter, for clients that cannot set headers.
+    let mut param_resume = Subscriber::new(f.url(&format!(
+        "/api/v1/bounties/stream?category=python&last_event_id={}",
+        checkpoint.id
+    )));
+    assert_eq!(param_resume.collect_bounties(2, 15 * SECOND).await, [b, c]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_replays_from_a_time_within_the_look_back() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(&ddb, "since", &[("POLL_INTERVAL_MS", "250")]).await;
+    f.publish(&bounty_body("too early", "python", 100, &[]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let since = timefmt::format(Utc::now());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
+    let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
+    let mut sub = Subscriber::new(f.url(&format!("/api/v1/bounties/stream?since={since}")));
+    sub.connect().await;
+    let connected = json(&sub.next_named("connected", 10 * SECOND).await);
+    assert_eq!(connected["resumed"], true);
+    let c_publisher = async {
+        tokio::time::sleep(SECOND).await;
+        f.publish(&bounty_body("c", "python", 100, &[])).await
+    };
+    let (ids, c) = tokio::join!(sub.collect_bounties(3, 15 * SECOND), c_publisher);
+    assert_eq!(ids, [a, b, c]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_racing_across_stream_closes_are_each_delivered_exactly_once() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(
+        &ddb,
+        "race",
+        &[
+            ("POLL_INTERVAL_MS", "200"),
+            ("STREAM_MAX_SECONDS", "2"),
+            ("FEED_SHARDS", "3"),
+        ],
+    )
+    .await;
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+    let publishers = (0..4).map(|p| {
+        let f = &f;
+        async move {
+            let mut ids = Vec::new();
+            for n in 0..30 {
+                ids.push(
+                    f.publish(&bounty_body(&format!("p{p}-{n}"), "python", 100, &[]))
+                        .await,
+                );
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..60))).await;
+            }
+            ids
+        }
+    });
+    let (published, received) = tokio::join!(
+        futures_util::future::join_all(publishers),
+        sub.collect_bounties(120, 90 * SECOND)
+    );
+    let mut published: Vec<String> = published.into_iter().flatten().collect();
+    assert_eq!(published.len(), 120);
+    assert!(no_duplicates(&received), "duplicates in {received:?}");
+    assert!(
+        sub.connects >= 2,
+        "the stream closed and resumed ({} connects)",
+        sub.connects
+    );
+    let mut sorted = received.clone();
+    sorted.sort();
+    published.sort();
+    assert_eq!(sorted, published);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skipped() {
+    use firehose::publish::{append, entries_after};
+    use firehose::store::dynamo::DynamoFeedStore;
+    use firehose::store::{AppendError, FeedHeads, FeedWriter};
+
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(
+        &ddb,
+        "slowpub",
+        &[("POLL_INTERVAL_MS", "200"), ("STREAM_MAX_SECONDS", "3")],
+    )
+    .await;
+    let store = DynamoFeedStore::new(
+        common::dynamo::client(&ddb).await,
+        &f.table,
+        1,
+        Duration::from_secs(86_400),
+    );
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+
+    // The slow publisher takes its position...
+    let held = store.head(0).await.expect("head");
+    let draft = firehose::bounty::BountyDraft::from_json(
+        bounty_body("slow", "python", 100, &[])
+            .to_string()
+            .as_bytes(),
+        Utc::now(),
+    )
+    .expect("valid");
+    let slow_entries = entries_after(
+        held,
+        Utc::now(),
+        &[("01SLOWPUBLISHER0000000000".to_owned(), draft.clone())],
+    );
+    // ...others publish and are delivered, so the stream's cursor moves past it...
+    let x = f.publish(&bounty_body("x", "python", 100, &[])).await;
+    let y = f.publish(&bounty_body("y", "python", 100, &[])).await;
+    assert_eq!(
+        sub.collect_bounties(2, 15 * SECOND).await,
+        [x.clone(), y.clone()]
+    );
+    // ...then it commits: the log refuses an entry behind the head,
+    let refused = store.append_after(0, held, slow_entries).await;
+    assert!(
+        matches!(refused, Err(AppendError::HeadMoved)),
+        "{refused:?}"
+    );
+    // and the publisher's retry lands after the head, where the stream will see it.
+    let committed = append(
+        &store,
+        0,
+        &[("01SLOWPUBLISHER0000000000".to_owned(), draft)],
+    )
+    .await
+    .expect("append");
+    assert_eq!(committed[0].id, "01SLOWPUBLISHER0000000000");
+
+    // Across the stream's close and resume: exactly once.
+    let after_resume = sub.collect_bounties(1, 20 * SECOND).await;
+    assert_eq!(after_resume, ["01SLOWPUBLISHER0000000000"]);
+    let z = f.publish(&bounty_body("z", "python", 100, &[])).await;
+    let rest = sub.collect_bounties(1, 20 * SECOND).await;
+    assert_eq!(rest, [z], "nothing repeated after the resume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_10000_reaches_one_stream_complete_in_order_without_duplicates() {
+    use firehose::publish::{append, MAX_BATCH};
+    use firehose::store::dynamo::DynamoFeedStore;
+
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(
+        &ddb,
+        "burst",
+        &[("POLL_INTERVAL_MS", "500"), ("STREAM_MAX_SECONDS", "300")],
+    )
+    .await;
+    let store = DynamoFeedStore::new(
+        common::dynamo::client(&ddb).await,
+        &f.table,
+        1,
+        Duration::from_secs(86_400),
+    );
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+
+    let body = bounty_body("burst", "python", 100, &["load"]).to_string();
+    let draft =
+        firehose::bounty::BountyDraft::from_json(body.as_bytes(), Utc::now()).expect("valid");
+    let drafts: Vec<_> = (0..10_000)
+        .map(|_| (ulid::Ulid::new().to_string(), draft.clone()))
+        .collect();
+    let writer = async {
+        let mut ids = Vec::new();
+        for chunk in drafts.chunks(MAX_BATCH) {
+            ids.extend(
+                append(&store, 0, chunk)
+                    .await
+                    .expect("append")
+                    .into_iter()
+                    .map(|b| b.id),
+            );
+        }
+        ids
+    };
+    let (published, received) = tokio::join!(writer, sub.collect_bounties(10_000, 240 * SECOND));
+    assert_eq!(received.len(), 10_000);
+    assert!(
+        received == published,
+        "received in publication order, each once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
+    let mut own = DynamoLocal::start(true).await;
+    let endpoint = own.endpoint();
+    let f = Function::start(
+        &endpoint,
+        "outage",
+        &[("POLL_INTERVAL_MS", "250"), ("STREAM_MAX_SECONDS", "120")],
+    )
+    .await;
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+
+    // Published just before the store goes away: the stream may not have read it yet.
+    let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
+    own.stop();
+    let error = sub.next_named("error", 20 * SECOND).await;
+    let error = json(&error);
+    assert_eq!(error["code"], "store_unavailable");
+    assert!(error["retry_in_ms"].as_u64().is_some_and(|ms| ms > 0));
+    // A publish during the outage is refused cleanly, not half-written.
+    let (status, body) = f
+        .try_publish(&bounty_body("refused", "python", 100, &[]))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+
+    own.resume().await;
+    let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
+    let ids = sub.collect_bounties(2, 60 * SECOND).await;
+    assert!(
+        ids.len() == 2 && ids.contains(&a) && ids.contains(&b),
+        "{ids:?}"
+    );
+    let c = f.publish(&bounty_body("c", "python", 100, &[])).await;
+    assert_eq!(
+        sub.collect_bounties(1, 20 * SECOND).await,
+        [c],
+        "nothing repeated"
+    );
+    let _ = bounty_id;
+}
