@@ -124,13 +124,17 @@ impl Cursor {
         if positions.is_empty() || issued_ms > rules.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
             return Err(malformed());
         }
-        if positions.len() != rules.shards {
+        let mut positions = positions;
+        if positions.len() > rules.shards {
             return Err(InputError::new(
                 InputErrorCode::CursorTooOld,
                 param,
-                format!("{param} was issued before the feed was re-sharded; reconnect without it (or backfill) to continue"),
+                format!("{param} was issued when the feed had more shards; reconnect without it (or backfill) to continue"),
             ));
         }
+        // Shards added since the cursor was issued started empty after it: read them
+        // from their beginning.
+        positions.resize(rules.shards, Position::START);
         if rules.now_ms.saturating_sub(issued_ms) > rules.lookback_ms {
             return Err(InputError::new(
                 InputErrorCode::CursorTooOld,
@@ -231,6 +235,19 @@ mod tests {
     }
 
     #[test]
+    fn cursors_from_fewer_shards_read_new_shards_from_the_start() {
+        let one_shard = Cursor {
+            positions: vec![cursor().positions[0]],
+            ..cursor()
+        };
+        let decoded = Cursor::decode(&one_shard.encode(), "Last-Event-ID", RULES).expect("valid");
+        assert_eq!(
+            decoded.positions,
+            vec![cursor().positions[0], Position::START]
+        );
+    }
+
+    #[test]
     fn old_or_differently_sharded_cursors_are_too_old() {
         let old = Cursor {
             issued_ms: RULES.now_ms - RULES.lookback_ms - 1,
@@ -238,11 +255,12 @@ mod tests {
         };
         let err = Cursor::decode(&old.encode(), "Last-Event-ID", RULES).expect_err("old");
         assert_eq!(err.code, InputErrorCode::CursorTooOld);
-        let one_shard = Cursor {
-            positions: vec![Position::START],
+        let three_shards = Cursor {
+            positions: vec![Position::START; 3],
             ..cursor()
         };
-        let err = Cursor::decode(&one_shard.encode(), "Last-Event-ID", RULES).expect_err("layout");
+        let err =
+            Cursor::decode(&three_shards.encode(), "Last-Event-ID", RULES).expect_err("layout");
         assert_eq!(err.code, InputErrorCode::CursorTooOld);
     }
 }

@@ -44,6 +44,8 @@ pub struct StreamStart {
     pub cursor: Cursor,
     /// True when resuming from a client's cursor or `since`: poll at once.
     pub resumed: bool,
+    /// Names the stream in logs (the Lambda request id).
+    pub request_id: String,
 }
 
 #[derive(Serialize)]
@@ -228,6 +230,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 
 /// Logs how a stream ended, also when it is dropped because the client went away.
 struct StreamLog {
+    request_id: String,
     bounties: u64,
     polls: u64,
     store_errors: u64,
@@ -237,6 +240,7 @@ struct StreamLog {
 impl Drop for StreamLog {
     fn drop(&mut self) {
         tracing::info!(
+            request_id = %self.request_id,
             bounties = self.bounties,
             polls = self.polls,
             store_errors = self.store_errors,
@@ -259,12 +263,12 @@ pub fn bounty_stream<R: FeedReader>(
     start: StreamStart,
 ) -> impl Stream<Item = Frame> + Send + 'static {
     async_stream::stream! {
-        let StreamStart { filter, mut cursor, resumed } = start;
+        let StreamStart { filter, mut cursor, resumed, request_id } = start;
         let started = Instant::now();
         let deadline = started + settings.max_duration;
         let now = Utc::now();
         let closes_at = now + settings.max_duration;
-        let mut log = StreamLog { bounties: 0, polls: 0, store_errors: 0, ended: "client_gone" };
+        let mut log = StreamLog { request_id, bounties: 0, polls: 0, store_errors: 0, ended: "client_gone" };
 
         yield Frame::Retry(settings.retry_ms);
         yield Frame::event("connected", None, to_json(&Connected {
@@ -481,6 +485,7 @@ mod tests {
                 positions: vec![Position::START; shards],
             },
             resumed: false,
+            request_id: "test".into(),
         }
     }
 

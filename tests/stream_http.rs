@@ -402,3 +402,31 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
     );
     let _ = bounty_id;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departed_client_ends_its_stream_at_the_next_write() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let f = Function::start(
+        &ddb,
+        "departed",
+        &[("HEARTBEAT_SECONDS", "1"), ("POLL_INTERVAL_MS", "250")],
+    )
+    .await;
+    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
+    sub.connect().await;
+    sub.next_named("connected", 10 * SECOND).await;
+    drop(sub);
+    // Gone at the next heartbeat write: no more polling for nobody.
+    let closed = common::eventually(
+        "the stream to end after the client left",
+        10 * SECOND,
+        || async {
+            f.logs()
+                .lines()
+                .any(|line| line.contains("stream closed") && line.contains("client_gone"))
+                .then_some(())
+        },
+    )
+    .await;
+    let _: () = closed;
+}

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Response};
-use lambda_http::Request;
+use lambda_http::{Request, RequestExt};
 
 use super::body::{streaming, ResponseBody};
 use super::{cors, query_pairs, ApiError, App};
@@ -77,11 +77,16 @@ pub async fn open<S: FeedReader + FeedWriter>(
         }
     };
 
-    tracing::info!(filter = ?query.filter, resumed, cursor = %cursor.encode(), "stream opened");
+    let filter_json = serde_json::to_string(&query.filter).unwrap_or_default();
+    tracing::info!(filter = %filter_json, resumed, cursor = %cursor.encode(), "stream opened");
     let start = StreamStart {
         filter: query.filter,
         cursor,
         resumed,
+        request_id: req
+            .lambda_context_ref()
+            .map(|ctx| ctx.request_id.clone())
+            .unwrap_or_default(),
     };
     let frames =
         bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode());

@@ -20,7 +20,7 @@ pub struct Function {
     child: Child,
 }
 
-fn cargo_lambda() -> String {
+pub fn cargo_lambda() -> String {
     let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/cargo-lambda");
     if local.exists() {
         local.display().to_string()

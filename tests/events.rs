@@ -1,0 +1,130 @@
+//! The sample Function URL events in `events/`: each one, fed through the handler
+//! in-process and through `cargo lambda invoke` against `cargo lambda watch`, gets
+//! the status `events/README.md` documents.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::dynamo::{client, fresh_table};
+use common::{DynamoLocal, Function};
+use firehose::auth::ApiKeys;
+use firehose::config::Config;
+use firehose::http::{body, handle, App};
+use firehose::store::dynamo::DynamoFeedStore;
+
+/// The key the sample publish event carries (and `scripts/dev` defaults to).
+const EVENTS_KEY: &str = "dev-publish-key";
+
+/// Each sample, its documented status, and a piece of the body that shows it.
+const SAMPLES: [(&str, u16, &str); 4] = [
+    ("stream-filter.json", 200, "event: connected"),
+    (
+        "stream-bad-param.json",
+        400,
+        "\"code\":\"invalid_parameter\"",
+    ),
+    ("publish.json", 201, "\"status\":\"open\""),
+    ("publish-no-key.json", 401, "\"code\":\"unauthorized\""),
+];
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
+}
+
+fn read(file: &str) -> String {
+    std::fs::read_to_string(events_dir().join(file))
+        .unwrap_or_else(|err| panic!("events/{file}: {err}"))
+}
+
+#[test]
+fn every_sample_event_is_covered() {
+    let mut files: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    files.sort();
+    let mut covered: Vec<String> = SAMPLES
+        .iter()
+        .map(|(file, ..)| (*file).to_owned())
+        .collect();
+    covered.sort();
+    assert_eq!(files, covered);
+    let readme = std::fs::read_to_string(events_dir().join("README.md")).expect("events/README.md");
+    for (file, status, _) in SAMPLES {
+        let line = readme
+            .lines()
+            .find(|line| line.contains(file))
+            .unwrap_or_else(|| panic!("README names {file}"));
+        assert!(
+            line.contains(&status.to_string()),
+            "README gives {file} status {status}: {line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sample_event_through_the_handler_gets_its_status() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let table = fresh_table(&ddb, "events").await;
+    let hash = ApiKeys::hash_hex(EVENTS_KEY);
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.clone()),
+        "PUBLISH_API_KEY_SHA256" => Some(hash.clone()),
+        "STREAM_MAX_SECONDS" => Some("1".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let store = DynamoFeedStore::new(client(&ddb).await, &table, 1, Duration::from_secs(86_400));
+    let app = App::new(config, store);
+    for (file, status, shows) in SAMPLES {
+        let request = lambda_http::request::from_str(&read(file))
+            .unwrap_or_else(|err| panic!("{file}: {err}"));
+        let response = handle(&app, request).await;
+        assert_eq!(response.status().as_u16(), status, "{file}");
+        let text = String::from_utf8_lossy(&body::collect(response.into_body()).await).into_owned();
+        assert!(text.contains(shows), "{file}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let hash = ApiKeys::hash_hex(EVENTS_KEY);
+    let f = Function::start(
+        &ddb,
+        "invoke",
+        &[
+            ("PUBLISH_API_KEY_SHA256", hash.as_str()),
+            ("STREAM_MAX_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let port = f.base.rsplit(':').next().expect("port").to_owned();
+    for (file, _, shows) in SAMPLES {
+        let output = tokio::process::Command::new(common::function::cargo_lambda())
+            .args([
+                "lambda",
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port,
+                "--data-file",
+            ])
+            .arg(events_dir().join(file))
+            .arg("firehose")
+            .output()
+            .await
+            .expect("cargo lambda invoke");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            printed.contains(shows),
+            "{file}: {printed} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
