@@ -271,10 +271,13 @@ pub fn bounty_stream<R: FeedReader>(
         let mut log = StreamLog { request_id, bounties: 0, polls: 0, store_errors: 0, ended: "client_gone" };
 
         yield Frame::Retry(settings.retry_ms);
-        yield Frame::event("connected", None, to_json(&Connected {
+        // `connected` carries the starting cursor as its id too, so a client that loses
+        // the connection before any bounty still resumes from here, not from "now".
+        let starting = cursor.encode();
+        yield Frame::event("connected", Some(starting.clone()), to_json(&Connected {
             filter: &filter,
             server_time: timefmt::format(now),
-            cursor: cursor.encode(),
+            cursor: starting,
             resumed,
             closes_at: timefmt::format(closes_at),
         }));
@@ -536,6 +539,13 @@ mod tests {
         assert_eq!(frames[0].1, Frame::Retry(2000));
         let connected = data(&frames[1].1);
         assert_eq!(connected["resumed"], false);
+        let Frame::Event {
+            id: connected_id, ..
+        } = &frames[1].1
+        else {
+            panic!("event")
+        };
+        assert_eq!(connected_id.as_deref(), connected["cursor"].as_str());
         assert!(connected["cursor"].is_string() && connected["closes_at"].is_string());
         let checkpoint = data(&frames[5].1);
         assert_eq!(checkpoint["reason"], "max_duration");

@@ -134,11 +134,7 @@ async fn a_cursor_whose_entries_are_gone_is_too_old_never_a_silent_gap() {
     let f = Function::start(&ddb, "gone", &[]).await;
     let client = common::dynamo::client(&ddb).await;
     let store = DynamoFeedStore::new(client.clone(), &f.table, 1, Duration::from_secs(86_400));
-    let draft = firehose::bounty::BountyDraft::from_json(
-        bounty_body("x", "python", 1, &[]).to_string().as_bytes(),
-        Utc::now(),
-    )
-    .expect("valid");
+    let draft = common::draft("x", "python");
     let drafts: Vec<_> = (0..3).map(|n| (format!("ID{n}"), draft.clone())).collect();
     append(&store, 0, &drafts).await.expect("append");
     // A cursor after entry 1, then entry 2 disappears (as if expired by TTL).

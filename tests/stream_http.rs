@@ -22,11 +22,9 @@ fn no_duplicates(ids: &[String]) -> bool {
 async fn delivers_only_bounties_matching_category_budget_tags_and_deadline() {
     let ddb = DynamoLocal::shared_endpoint().await;
     let f = Function::start(&ddb, "filter", &[("POLL_INTERVAL_MS", "250")]).await;
-    let mut sub = Subscriber::new(f.url(
+    let (mut sub, connected) = f.subscribe(
         "/api/v1/bounties/stream?category=python,rust&min_budget_cents=10000&tag=pytest&tag=tokio&deadline_after=2098-01-01T00:00:00Z",
-    ));
-    sub.connect().await;
-    let connected = json(&sub.next_named("connected", 10 * SECOND).await);
+    ).await;
     assert_eq!(
         connected["filter"],
         json!({"categories":["python","rust"],"min_budget_cents":10000,"tags":["pytest","tokio"],"deadline_after":"2098-01-01T00:00:00.000Z"})
@@ -73,9 +71,7 @@ async fn anchors_at_connect_time() {
     let ddb = DynamoLocal::shared_endpoint().await;
     let f = Function::start(&ddb, "anchor", &[("POLL_INTERVAL_MS", "250")]).await;
     f.publish(&bounty_body("before", "python", 100, &[])).await;
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
     let after = f.publish(&bounty_body("after", "python", 100, &[])).await;
     assert_eq!(sub.collect_bounties(1, 15 * SECOND).await, [after]);
 }
@@ -107,7 +103,8 @@ async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
         .expect("body");
     let elapsed = started.elapsed();
     assert!(
-        text.starts_with("retry: 2000\n\nevent: connected\ndata: {"),
+        text.starts_with("retry: 2000\n\nevent: connected\nid: ")
+            && text.contains("\ndata: {\"filter\""),
         "{text}"
     );
     let heartbeats = text.matches("\n: heartbeat\n\n").count();
@@ -133,24 +130,26 @@ async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
         &[("POLL_INTERVAL_MS", "250"), ("STREAM_MAX_SECONDS", "3")],
     )
     .await;
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream?category=python"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let (mut sub, _) = f.subscribe("/api/v1/bounties/stream?category=python").await;
     let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
     let first = sub.read_connection(15 * SECOND).await;
     assert!(first.closed, "the server closes at the cap");
-    assert_eq!(first.bounty_ids(), [a]);
     let checkpoint = first.events.last().expect("events");
     assert_eq!(checkpoint.event, "checkpoint");
     assert_eq!(
         json(checkpoint)["cursor"].as_str(),
         Some(checkpoint.id.as_str())
     );
+    assert_eq!(json(checkpoint)["reason"], "max_duration");
+    // `a` arrived before the close, or comes right after the resume: never both.
+    let before_close = first.bounty_ids();
 
     // Published while nobody is connected.
     let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
     f.publish(&bounty_body("other", "rust", 100, &[])).await;
     let c = f.publish(&bounty_body("c", "python", 100, &[])).await;
+    let expected = [a, b, c];
+    let want = expected.len() - before_close.len();
 
     // With the Last-Event-ID header (what EventSource does)...
     let mut header_resume = Subscriber::new(sub.url.clone());
@@ -158,17 +157,16 @@ async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
     header_resume.connect().await;
     let connected = json(&header_resume.next_named("connected", 10 * SECOND).await);
     assert_eq!(connected["resumed"], true);
-    assert_eq!(
-        header_resume.collect_bounties(2, 15 * SECOND).await,
-        [b.clone(), c.clone()]
-    );
+    let after = header_resume.collect_bounties(want, 15 * SECOND).await;
+    assert_eq!([before_close.clone(), after].concat(), expected);
 
     // ...and with the last_event_id parameter, for clients that cannot set headers.
     let mut param_resume = Subscriber::new(f.url(&format!(
         "/api/v1/bounties/stream?category=python&last_event_id={}",
         checkpoint.id
     )));
-    assert_eq!(param_resume.collect_bounties(2, 15 * SECOND).await, [b, c]);
+    let after = param_resume.collect_bounties(want, 15 * SECOND).await;
+    assert_eq!([before_close, after].concat(), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,9 +180,9 @@ async fn since_replays_from_a_time_within_the_look_back() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
     let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
-    let mut sub = Subscriber::new(f.url(&format!("/api/v1/bounties/stream?since={since}")));
-    sub.connect().await;
-    let connected = json(&sub.next_named("connected", 10 * SECOND).await);
+    let (mut sub, connected) = f
+        .subscribe(&format!("/api/v1/bounties/stream?since={since}"))
+        .await;
     assert_eq!(connected["resumed"], true);
     let c_publisher = async {
         tokio::time::sleep(SECOND).await;
@@ -207,9 +205,7 @@ async fn publishers_racing_across_stream_closes_are_each_delivered_exactly_once(
         ],
     )
     .await;
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
     let publishers = (0..4).map(|p| {
         let f = &f;
         async move {
@@ -245,7 +241,6 @@ async fn publishers_racing_across_stream_closes_are_each_delivered_exactly_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skipped() {
     use firehose::publish::{append, entries_after};
-    use firehose::store::dynamo::DynamoFeedStore;
     use firehose::store::{AppendError, FeedHeads, FeedWriter};
 
     let ddb = DynamoLocal::shared_endpoint().await;
@@ -255,25 +250,12 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
         &[("POLL_INTERVAL_MS", "200"), ("STREAM_MAX_SECONDS", "3")],
     )
     .await;
-    let store = DynamoFeedStore::new(
-        common::dynamo::client(&ddb).await,
-        &f.table,
-        1,
-        Duration::from_secs(86_400),
-    );
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let store = f.store(1).await;
+    let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
 
     // The slow publisher takes its position...
     let held = store.head(0).await.expect("head");
-    let draft = firehose::bounty::BountyDraft::from_json(
-        bounty_body("slow", "python", 100, &[])
-            .to_string()
-            .as_bytes(),
-        Utc::now(),
-    )
-    .expect("valid");
+    let draft = common::draft("slow", "python");
     let slow_entries = entries_after(
         held,
         Utc::now(),
@@ -313,7 +295,6 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_10000_reaches_one_stream_complete_in_order_without_duplicates() {
     use firehose::publish::{append, MAX_BATCH};
-    use firehose::store::dynamo::DynamoFeedStore;
 
     let ddb = DynamoLocal::shared_endpoint().await;
     let f = Function::start(
@@ -322,19 +303,10 @@ async fn a_burst_of_10000_reaches_one_stream_complete_in_order_without_duplicate
         &[("POLL_INTERVAL_MS", "500"), ("STREAM_MAX_SECONDS", "300")],
     )
     .await;
-    let store = DynamoFeedStore::new(
-        common::dynamo::client(&ddb).await,
-        &f.table,
-        1,
-        Duration::from_secs(86_400),
-    );
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let store = f.store(1).await;
+    let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
 
-    let body = bounty_body("burst", "python", 100, &["load"]).to_string();
-    let draft =
-        firehose::bounty::BountyDraft::from_json(body.as_bytes(), Utc::now()).expect("valid");
+    let draft = common::draft("burst", "python");
     let drafts: Vec<_> = (0..10_000)
         .map(|_| (ulid::Ulid::new().to_string(), draft.clone()))
         .collect();
@@ -369,9 +341,7 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
         &[("POLL_INTERVAL_MS", "250"), ("STREAM_MAX_SECONDS", "120")],
     )
     .await;
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
 
     // Published just before the store goes away: the stream may not have read it yet.
     let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
@@ -412,9 +382,7 @@ async fn a_departed_client_ends_its_stream_at_the_next_write() {
         &[("HEARTBEAT_SECONDS", "1"), ("POLL_INTERVAL_MS", "250")],
     )
     .await;
-    let mut sub = Subscriber::new(f.url("/api/v1/bounties/stream"));
-    sub.connect().await;
-    sub.next_named("connected", 10 * SECOND).await;
+    let (sub, _) = f.subscribe("/api/v1/bounties/stream").await;
     drop(sub);
     // Gone at the next heartbeat write: no more polling for nobody.
     let closed = common::eventually(

@@ -40,33 +40,20 @@ async fn main() -> ExitCode {
                 println!("table {verb} {}", config.table_name);
             })
             .map_err(|err| err.to_string()),
-        ["seed"] => {
-            seed(
-                DynamoFeedStore::new(
-                    client,
-                    &config.table_name,
-                    config.feed_shards,
-                    config.lookback,
-                ),
-                5,
-            )
-            .await
-        }
-        ["seed", count] => match count.parse::<usize>() {
-            Ok(count) if count > 0 => {
-                seed(
-                    DynamoFeedStore::new(
+        ["seed", count @ ..] if count.len() <= 1 => {
+            match count.first().map_or(Ok(5), |c| c.parse::<usize>()) {
+                Ok(count) if count > 0 => {
+                    let store = DynamoFeedStore::new(
                         client,
                         &config.table_name,
                         config.feed_shards,
                         config.lookback,
-                    ),
-                    count,
-                )
-                .await
+                    );
+                    seed(store, count).await
+                }
+                _ => Err(format!("COUNT must be a positive number\n{USAGE}")),
             }
-            _ => Err(format!("COUNT must be a positive number\n{USAGE}")),
-        },
+        }
         _ => Err(USAGE.to_owned()),
     };
     match result {

@@ -150,6 +150,26 @@ impl Function {
         bounty["id"].as_str().expect("bounty id").to_owned()
     }
 
+    /// The feed store of this function's table (`shards` as the function runs it).
+    pub async fn store(&self, shards: usize) -> firehose::store::dynamo::DynamoFeedStore {
+        firehose::store::dynamo::DynamoFeedStore::new(
+            super::dynamo::client(&self.dynamo_endpoint).await,
+            &self.table,
+            shards,
+            Duration::from_secs(86_400),
+        )
+    }
+
+    /// A subscriber on `path`, connected, past its `connected` event (returned).
+    pub async fn subscribe(&self, path: &str) -> (super::Subscriber, Value) {
+        let mut subscriber = super::Subscriber::new(self.url(path));
+        subscriber.connect().await;
+        let connected = subscriber
+            .next_named("connected", Duration::from_secs(10))
+            .await;
+        (subscriber, super::sse::json(&connected))
+    }
+
     /// The function's log so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

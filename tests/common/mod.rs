@@ -39,6 +39,13 @@ pub fn bounty_body(title: &str, category: &str, budget_cents: u64, tags: &[&str]
     })
 }
 
+/// A validated draft of [`bounty_body`], for appending through the store directly.
+pub fn draft(title: &str, category: &str) -> firehose::bounty::BountyDraft {
+    let body = bounty_body(title, category, 100, &[]).to_string();
+    firehose::bounty::BountyDraft::from_json(body.as_bytes(), chrono::Utc::now())
+        .expect("a valid draft")
+}
+
 /// An HTTP client for the tests (no pooling surprises across restarts).
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
