@@ -12,6 +12,8 @@
 //! - [`filter`]: query string -> [`filter::Filter`] (validation, normalisation, matching).
 //! - [`cursor`]: opaque cursor <-> a position in each feed shard.
 //! - [`sse`]: Server-Sent Events frame encoding.
+//! - [`feed`]: reading the log across shards: batches kept dense and in time order, and
+//!   the check that a resumed cursor's entries are still there.
 //! - [`stream`]: the bounded stream loop: connected, poll, heartbeat, back-off, checkpoint.
 //! - [`publish`]: the append protocol (take the head, commit conditionally, retry).
 //! - [`auth`]: publish API keys checked against SHA-256 hashes in constant time.
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod bounty;
 pub mod config;
 pub mod cursor;
+pub mod feed;
 pub mod filter;
 pub mod http;
 pub mod publish;

@@ -18,10 +18,11 @@ use serde::Serialize;
 use tokio::time::{sleep_until, Instant};
 
 use crate::cursor::{Cursor, Position};
+use crate::feed::{read_batch, Batch, GAP_GRACE};
 use crate::filter::Filter;
 use crate::sse::Frame;
-use crate::store::{FeedReader, LogEntry, Page, StoreError};
-use crate::{timefmt, InputError, InputErrorCode};
+use crate::store::{FeedReader, StoreError};
+use crate::timefmt;
 
 /// Timing and sizing of one stream (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
@@ -70,15 +71,6 @@ struct Checkpoint<'a> {
     reason: &'a str,
 }
 
-/// Entries read in one poll, merged across shards, and whether more are waiting.
-struct Batch {
-    issued_ms: u64,
-    entries: Vec<(usize, LogEntry)>,
-    more: bool,
-    /// Per shard: the seq found where the next one was expected, if any.
-    gaps: Vec<Option<u64>>,
-}
-
 type PollFuture = Pin<Box<dyn Future<Output = Result<Batch, StoreError>> + Send>>;
 
 /// The delay before retry number `failures` (1-based): exponential from `base`,
@@ -88,137 +80,6 @@ pub fn backoff_delay(failures: u32, base: Duration, cap: Duration, jitter: f64) 
     let doublings = failures.saturating_sub(1).min(20);
     let step = base.saturating_mul(1u32 << doublings).min(cap);
     step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-}
-
-/// A hole in a shard's sequence that has lasted this long is accepted as lost
-/// (deleted by hand, or expired under a stream lagging by more than the retention);
-/// a younger one is a commit not yet fully visible, and is waited for.
-const GAP_GRACE: Duration = Duration::from_secs(30);
-
-/// Reads the page after each shard's position, concurrently, at `at`.
-async fn poll_at<R: FeedReader>(
-    store: Arc<R>,
-    positions: Vec<Position>,
-    accept_gaps: Vec<bool>,
-    at: Instant,
-    page_size: usize,
-) -> Result<Batch, StoreError> {
-    sleep_until(at).await;
-    let issued_ms = timefmt::to_millis(Utc::now());
-    let reads = positions
-        .iter()
-        .enumerate()
-        .map(|(shard, after)| store.read_after(shard, *after, page_size));
-    let mut pages = futures_util::future::try_join_all(reads).await?;
-    let mut gaps = vec![None; pages.len()];
-    for (shard, page) in pages.iter_mut().enumerate() {
-        if !accept_gaps.get(shard).copied().unwrap_or(false) {
-            gaps[shard] = keep_dense_prefix(positions[shard], page);
-        }
-    }
-    let mut batch = merge(issued_ms, pages);
-    batch.gaps = gaps;
-    Ok(batch)
-}
-
-/// Keeps the entries that follow `after` seq by seq and drops the rest of the page
-/// from the first hole; returns the seq found at the hole. A position taken from a
-/// time (`since`) has no known successor, so its first entry is always accepted.
-fn keep_dense_prefix(after: Position, page: &mut Page) -> Option<u64> {
-    let mut expected = (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1);
-    let mut hole = None;
-    let keep = page
-        .entries
-        .iter()
-        .take_while(|entry| {
-            let dense = expected.is_none_or(|seq| entry.position.seq == seq);
-            if !dense {
-                hole = Some(entry.position.seq);
-            }
-            expected = Some(entry.position.seq + 1);
-            dense
-        })
-        .count();
-    if hole.is_some() {
-        page.entries.truncate(keep);
-        page.more = false;
-    }
-    hole
-}
-
-/// Orders a poll's entries by creation time across shards. When a shard has more
-/// than one page waiting, entries of other shards created after that page's last
-/// entry are left for the next poll, so a burst still comes out in time order.
-fn merge(issued_ms: u64, pages: Vec<Page>) -> Batch {
-    let horizon = pages
-        .iter()
-        .filter(|page| page.more)
-        .filter_map(|page| page.entries.last())
-        .map(|entry| entry.position.created_ms)
-        .min();
-    let more = pages.iter().any(|page| page.more);
-    let mut entries: Vec<(usize, LogEntry)> = pages
-        .into_iter()
-        .enumerate()
-        .flat_map(|(shard, page)| page.entries.into_iter().map(move |entry| (shard, entry)))
-        .filter(|(_, entry)| horizon.is_none_or(|ms| entry.position.created_ms <= ms))
-        .collect();
-    entries.sort_by_key(|(shard, entry)| (entry.position.created_ms, *shard, entry.position.seq));
-    Batch {
-        issued_ms,
-        entries,
-        more,
-        gaps: Vec::new(),
-    }
-}
-
-/// Why a stream cannot resume from a client's cursor.
-#[derive(Debug, thiserror::Error)]
-pub enum ResumeError {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Checks, before a resumed stream starts, that the store still holds every entry
-/// after the cursor: the log is dense, so the first entry after a position must be
-/// the next seq, unless the head is the position itself.
-pub async fn check_resumable<R: FeedReader>(
-    store: &R,
-    cursor: &Cursor,
-    param: &str,
-) -> Result<(), ResumeError> {
-    for (shard, after) in cursor.positions.iter().enumerate() {
-        if after.seq == 0 && after.created_ms > 0 {
-            // A time position (`since`): the look-back check on its time is the guard.
-            continue;
-        }
-        let head = store.head(shard).await?;
-        if after.seq > head.seq {
-            return Err(InputError::new(
-                InputErrorCode::InvalidCursor,
-                param,
-                format!("{param} points past the end of the feed; reconnect without it"),
-            )
-            .into());
-        }
-        if head.seq == after.seq {
-            continue;
-        }
-        let page = store.read_after(shard, *after, 1).await?;
-        if page.entries.first().map(|entry| entry.position.seq) != Some(after.seq + 1) {
-            return Err(InputError::new(
-                InputErrorCode::CursorTooOld,
-                param,
-                format!(
-                    "entries after {param} are no longer retained; backfill, then stream from now"
-                ),
-            )
-            .into());
-        }
-    }
-    Ok(())
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -302,7 +163,7 @@ pub fn bounty_stream<R: FeedReader>(
                         accept
                     })
                     .collect();
-                Box::pin(poll_at(store.clone(), cursor.positions.clone(), accept_gaps, next_poll, settings.page_size))
+                Box::pin(read_batch(store.clone(), cursor.positions.clone(), accept_gaps, next_poll, settings.page_size))
             });
             let step = tokio::select! {
                 biased;
@@ -378,7 +239,7 @@ pub fn bounty_stream<R: FeedReader>(
 mod tests {
     use super::*;
     use crate::bounty::{Bounty, BountyStatus};
-    use crate::store::{FeedHeads, Page};
+    use crate::store::{FeedHeads, LogEntry, Page};
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
     use std::sync::Mutex;

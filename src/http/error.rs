@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::body::{full, ResponseBody};
 use super::cors;
+use crate::feed::ResumeError;
 use crate::publish::PublishError;
 use crate::store::StoreError;
-use crate::stream::ResumeError;
 use crate::InputError;
 
 #[derive(Debug, thiserror::Error)]

@@ -9,9 +9,10 @@ use lambda_http::{Request, RequestExt};
 use super::body::{streaming, ResponseBody};
 use super::{cors, query_pairs, ApiError, App};
 use crate::cursor::{Cursor, CursorRules, Position};
+use crate::feed::check_resumable;
 use crate::filter::{parse_stream_query, StartAt};
 use crate::store::{heads, FeedReader, FeedWriter};
-use crate::stream::{bounty_stream, check_resumable, StreamStart};
+use crate::stream::{bounty_stream, StreamStart};
 use crate::{timefmt, InputError, InputErrorCode};
 
 /// A `since` further than this in the future is a mistake, not a plan.

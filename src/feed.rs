@@ -1,0 +1,241 @@
+//! Reading the log across shards: one batch per poll (a page per shard, kept to its
+//! dense prefix, merged in time order), and the check that a resumed cursor's entries
+//! are all still there. Pure logic over [`FeedReader`]; the stream loop drives it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::cursor::{Cursor, Position};
+use crate::store::{FeedReader, LogEntry, Page, StoreError};
+use crate::{timefmt, InputError, InputErrorCode};
+
+/// Entries read in one poll, merged across shards, and whether more are waiting.
+pub struct Batch {
+    /// When the read was issued (ms since the epoch).
+    pub issued_ms: u64,
+    /// (shard, entry), in the order to deliver them.
+    pub entries: Vec<(usize, LogEntry)>,
+    /// True when a shard has more waiting: read again at once.
+    pub more: bool,
+    /// Per shard: the seq found where the next one was expected, if any.
+    pub gaps: Vec<Option<u64>>,
+}
+
+/// A hole in a shard's sequence that has lasted this long is accepted as lost
+/// (deleted by hand, or expired under a stream lagging by more than the retention);
+/// a younger one is a commit not yet fully visible, and is waited for.
+pub const GAP_GRACE: Duration = Duration::from_secs(30);
+
+/// Reads the page after each shard's position, concurrently, once `at` has come.
+/// Shards whose entry in `accept_gaps` is true take a page with holes as it is.
+pub async fn read_batch<R: FeedReader>(
+    store: Arc<R>,
+    positions: Vec<Position>,
+    accept_gaps: Vec<bool>,
+    at: Instant,
+    page_size: usize,
+) -> Result<Batch, StoreError> {
+    sleep_until(at).await;
+    let issued_ms = timefmt::to_millis(Utc::now());
+    let reads = positions
+        .iter()
+        .enumerate()
+        .map(|(shard, after)| store.read_after(shard, *after, page_size));
+    let mut pages = futures_util::future::try_join_all(reads).await?;
+    let mut gaps = vec![None; pages.len()];
+    for (shard, page) in pages.iter_mut().enumerate() {
+        if !accept_gaps.get(shard).copied().unwrap_or(false) {
+            gaps[shard] = keep_dense_prefix(positions[shard], page);
+        }
+    }
+    let mut batch = merge(issued_ms, pages);
+    batch.gaps = gaps;
+    Ok(batch)
+}
+
+/// Keeps the entries that follow `after` seq by seq and drops the rest of the page
+/// from the first hole; returns the seq found at the hole. A position taken from a
+/// time (`since`) has no known successor, so its first entry is always accepted.
+fn keep_dense_prefix(after: Position, page: &mut Page) -> Option<u64> {
+    let mut expected = (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1);
+    let mut hole = None;
+    let keep = page
+        .entries
+        .iter()
+        .take_while(|entry| {
+            let dense = expected.is_none_or(|seq| entry.position.seq == seq);
+            if !dense {
+                hole = Some(entry.position.seq);
+            }
+            expected = Some(entry.position.seq + 1);
+            dense
+        })
+        .count();
+    if hole.is_some() {
+        page.entries.truncate(keep);
+        page.more = false;
+    }
+    hole
+}
+
+/// Orders a poll's entries by creation time across shards. When a shard has more
+/// than one page waiting, entries of other shards created after that page's last
+/// entry are left for the next poll, so a burst still comes out in time order.
+fn merge(issued_ms: u64, pages: Vec<Page>) -> Batch {
+    let horizon = pages
+        .iter()
+        .filter(|page| page.more)
+        .filter_map(|page| page.entries.last())
+        .map(|entry| entry.position.created_ms)
+        .min();
+    let more = pages.iter().any(|page| page.more);
+    let mut entries: Vec<(usize, LogEntry)> = pages
+        .into_iter()
+        .enumerate()
+        .flat_map(|(shard, page)| page.entries.into_iter().map(move |entry| (shard, entry)))
+        .filter(|(_, entry)| horizon.is_none_or(|ms| entry.position.created_ms <= ms))
+        .collect();
+    entries.sort_by_key(|(shard, entry)| (entry.position.created_ms, *shard, entry.position.seq));
+    Batch {
+        issued_ms,
+        entries,
+        more,
+        gaps: Vec::new(),
+    }
+}
+
+/// Why a stream cannot resume from a client's cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks, before a resumed stream starts, that the store still holds every entry
+/// after the cursor: the log is dense, so the first entry after a position must be
+/// the next seq, unless the head is the position itself.
+pub async fn check_resumable<R: FeedReader>(
+    store: &R,
+    cursor: &Cursor,
+    param: &str,
+) -> Result<(), ResumeError> {
+    for (shard, after) in cursor.positions.iter().enumerate() {
+        if after.seq == 0 && after.created_ms > 0 {
+            // A time position (`since`): the look-back check on its time is the guard.
+            continue;
+        }
+        let head = store.head(shard).await?;
+        if after.seq > head.seq {
+            return Err(InputError::new(
+                InputErrorCode::InvalidCursor,
+                param,
+                format!("{param} points past the end of the feed; reconnect without it"),
+            )
+            .into());
+        }
+        if head.seq == after.seq {
+            continue;
+        }
+        let page = store.read_after(shard, *after, 1).await?;
+        if page.entries.first().map(|entry| entry.position.seq) != Some(after.seq + 1) {
+            return Err(InputError::new(
+                InputErrorCode::CursorTooOld,
+                param,
+                format!(
+                    "entries after {param} are no longer retained; backfill, then stream from now"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounty::{Bounty, BountyStatus};
+
+    fn entry(created_ms: u64, seq: u64) -> LogEntry {
+        LogEntry {
+            position: Position { created_ms, seq },
+            bounty: Bounty {
+                id: format!("{seq}"),
+                title: "t".into(),
+                description: String::new(),
+                category: "c".into(),
+                budget_cents: 1,
+                currency: "USD".into(),
+                tags: vec![],
+                deadline: timefmt::from_millis(created_ms),
+                created_at: timefmt::from_millis(created_ms),
+                status: BountyStatus::Open,
+            },
+        }
+    }
+
+    fn page(entries: Vec<LogEntry>, more: bool) -> Page {
+        Page { entries, more }
+    }
+
+    #[test]
+    fn a_page_is_cut_at_the_first_hole() {
+        let mut with_hole = page(
+            vec![entry(1, 4), entry(1, 5), entry(2, 7), entry(2, 8)],
+            true,
+        );
+        assert_eq!(
+            keep_dense_prefix(
+                Position {
+                    created_ms: 1,
+                    seq: 3
+                },
+                &mut with_hole
+            ),
+            Some(7)
+        );
+        assert_eq!(with_hole.entries.len(), 2);
+        assert!(!with_hole.more, "wait a poll for the hole to fill");
+
+        let mut late_start = page(vec![entry(1, 5)], false);
+        assert_eq!(keep_dense_prefix(Position::START, &mut late_start), Some(5));
+        assert!(late_start.entries.is_empty());
+
+        let mut dense = page(vec![entry(1, 1), entry(1, 2)], false);
+        assert_eq!(keep_dense_prefix(Position::START, &mut dense), None);
+        assert_eq!(dense.entries.len(), 2);
+    }
+
+    #[test]
+    fn a_time_position_accepts_any_first_entry() {
+        let mut from_since = page(vec![entry(9, 41), entry(9, 42)], false);
+        assert_eq!(
+            keep_dense_prefix(Position::before_time(9), &mut from_since),
+            None
+        );
+        assert_eq!(from_since.entries.len(), 2);
+    }
+
+    #[test]
+    fn merge_orders_by_time_and_holds_back_what_a_full_page_has_not_reached() {
+        // Shard 0 has more after ms 20; shard 1's entry at ms 30 must wait for it.
+        let pages = vec![
+            page(vec![entry(10, 1), entry(20, 2)], true),
+            page(vec![entry(15, 1), entry(30, 2)], false),
+        ];
+        let batch = merge(7, pages);
+        let order: Vec<(usize, u64)> = batch
+            .entries
+            .iter()
+            .map(|(s, e)| (*s, e.position.created_ms))
+            .collect();
+        assert_eq!(order, [(0, 10), (1, 15), (0, 20)]);
+        assert!(batch.more);
+        assert_eq!(batch.issued_ms, 7);
+    }
+}
