@@ -125,6 +125,22 @@ ensure_dynamodb_local() {
   printf '%s\n' "$dir"
 }
 
+# ensure_node_eventsource: the npm `eventsource` package (a plain EventSource client for
+# the tests) in .local/node; prints its node_modules folder.
+NODE_EVENTSOURCE_VERSION="${NODE_EVENTSOURCE_VERSION:-3.0.7}"
+ensure_node_eventsource() {
+  local dir="$LOCAL_DIR/node/node_modules"
+  if [[ ! -f "$dir/eventsource/package.json" ]] ||
+    ! grep -q "\"version\": \"$NODE_EVENTSOURCE_VERSION\"" "$dir/eventsource/package.json"; then
+    command -v npm >/dev/null 2>&1 || die "npm is required to install the eventsource test client"
+    info "installing npm eventsource@$NODE_EVENTSOURCE_VERSION into .local/node"
+    mkdir -p "$LOCAL_DIR/node"
+    run_quiet "$LOG_DIR/npm-eventsource.log" npm install --no-audit --no-fund --no-save \
+      --prefix "$LOCAL_DIR/node" "eventsource@$NODE_EVENTSOURCE_VERSION"
+  fi
+  printf '%s\n' "$dir"
+}
+
 _ensure_venv() {
   if [[ ! -x "$VENV_DIR/bin/python" ]]; then
     command -v python3 >/dev/null 2>&1 || die "python3 is required"
