@@ -356,6 +356,14 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "store_unavailable");
+    // So is a new stream: a clean 503 with Retry-After, before any stream starts.
+    let refused = http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
 
     own.resume().await;
     let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
