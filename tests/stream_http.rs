@@ -57,13 +57,13 @@ async fn delivers_only_bounties_matching_category_budget_tags_and_deadline() {
         ))
         .await;
 
-    let ids = sub.collect_bounties(2, 15 * SECOND).await;
+    let ids = sub.collect_bounties(2, 30 * SECOND).await;
     assert_eq!(ids, [first.clone(), second.clone()]);
     // Nothing else is on its way: the next bounty seen is the next match.
     let third = f
         .publish(&bounty_body("third", "python", 10_000, &["pytest"]))
         .await;
-    assert_eq!(sub.collect_bounties(1, 15 * SECOND).await, [third]);
+    assert_eq!(sub.collect_bounties(1, 30 * SECOND).await, [third]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +73,7 @@ async fn anchors_at_connect_time() {
     f.publish(&bounty_body("before", "python", 100, &[])).await;
     let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
     let after = f.publish(&bounty_body("after", "python", 100, &[])).await;
-    assert_eq!(sub.collect_bounties(1, 15 * SECOND).await, [after]);
+    assert_eq!(sub.collect_bounties(1, 30 * SECOND).await, [after]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,19 +85,21 @@ async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
         &[("HEARTBEAT_SECONDS", "1"), ("STREAM_MAX_SECONDS", "4")],
     )
     .await;
-    let started = std::time::Instant::now();
     let response = http()
         .get(f.url("/api/v1/bounties/stream"))
         .send()
         .await
         .expect("stream");
     assert_eq!(response.status(), 200);
+    // From the response on: the time the function controls (not how long the local
+    // emulator took to hand the request to an instance).
+    let started = std::time::Instant::now();
     let headers = response.headers().clone();
     assert_eq!(headers["content-type"], "text/event-stream");
     assert_eq!(headers["cache-control"], "no-cache");
     assert_eq!(headers["x-accel-buffering"], "no");
     assert_eq!(headers["access-control-allow-origin"], "*");
-    let text = tokio::time::timeout(20 * SECOND, response.text())
+    let text = tokio::time::timeout(30 * SECOND, response.text())
         .await
         .expect("closes")
         .expect("body");
@@ -116,8 +118,22 @@ async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
     assert!(tail.starts_with("event: checkpoint\nid: "), "{tail}");
     assert!(tail.contains("\"reason\":\"max_duration\""), "{tail}");
     assert!(
-        elapsed >= 4 * SECOND && elapsed < 12 * SECOND,
-        "closed after {elapsed:?}"
+        elapsed >= 3 * SECOND,
+        "closed after {elapsed:?}, before the cap"
+    );
+    let connected = text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("data: {\"filter\"")
+                .map(|rest| format!("{{\"filter\"{rest}"))
+        })
+        .expect("connected data");
+    let connected: serde_json::Value = serde_json::from_str(&connected).expect("connected JSON");
+    let instant =
+        |field: &str| timefmt::parse(connected[field].as_str().unwrap_or_default()).expect(field);
+    assert_eq!(
+        (instant("closes_at") - instant("server_time")).num_milliseconds(),
+        4000
     );
 }
 
@@ -132,7 +148,7 @@ async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
     .await;
     let (mut sub, _) = f.subscribe("/api/v1/bounties/stream?category=python").await;
     let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
-    let first = sub.read_connection(15 * SECOND).await;
+    let first = sub.read_connection(30 * SECOND).await;
     assert!(first.closed, "the server closes at the cap");
     let checkpoint = first.events.last().expect("events");
     assert_eq!(checkpoint.event, "checkpoint");
@@ -155,9 +171,9 @@ async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
     let mut header_resume = Subscriber::new(sub.url.clone());
     header_resume.last_event_id = Some(checkpoint.id.clone());
     header_resume.connect().await;
-    let connected = json(&header_resume.next_named("connected", 10 * SECOND).await);
+    let connected = json(&header_resume.next_named("connected", 30 * SECOND).await);
     assert_eq!(connected["resumed"], true);
-    let after = header_resume.collect_bounties(want, 15 * SECOND).await;
+    let after = header_resume.collect_bounties(want, 30 * SECOND).await;
     assert_eq!([before_close.clone(), after].concat(), expected);
 
     // ...and with the last_event_id parameter, for clients that cannot set headers.
@@ -165,7 +181,7 @@ async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
         "/api/v1/bounties/stream?category=python&last_event_id={}",
         checkpoint.id
     )));
-    let after = param_resume.collect_bounties(want, 15 * SECOND).await;
+    let after = param_resume.collect_bounties(want, 30 * SECOND).await;
     assert_eq!([before_close, after].concat(), expected);
 }
 
@@ -188,7 +204,7 @@ async fn since_replays_from_a_time_within_the_look_back() {
         tokio::time::sleep(SECOND).await;
         f.publish(&bounty_body("c", "python", 100, &[])).await
     };
-    let (ids, c) = tokio::join!(sub.collect_bounties(3, 15 * SECOND), c_publisher);
+    let (ids, c) = tokio::join!(sub.collect_bounties(3, 30 * SECOND), c_publisher);
     assert_eq!(ids, [a, b, c]);
 }
 
@@ -265,7 +281,7 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
     let x = f.publish(&bounty_body("x", "python", 100, &[])).await;
     let y = f.publish(&bounty_body("y", "python", 100, &[])).await;
     assert_eq!(
-        sub.collect_bounties(2, 15 * SECOND).await,
+        sub.collect_bounties(2, 30 * SECOND).await,
         [x.clone(), y.clone()]
     );
     // ...then it commits: the log refuses an entry behind the head,
@@ -285,10 +301,10 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
     assert_eq!(committed[0].id, "01SLOWPUBLISHER0000000000");
 
     // Across the stream's close and resume: exactly once.
-    let after_resume = sub.collect_bounties(1, 20 * SECOND).await;
+    let after_resume = sub.collect_bounties(1, 30 * SECOND).await;
     assert_eq!(after_resume, ["01SLOWPUBLISHER0000000000"]);
     let z = f.publish(&bounty_body("z", "python", 100, &[])).await;
-    let rest = sub.collect_bounties(1, 20 * SECOND).await;
+    let rest = sub.collect_bounties(1, 30 * SECOND).await;
     assert_eq!(rest, [z], "nothing repeated after the resume");
 }
 
@@ -346,7 +362,7 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
     // Published just before the store goes away: the stream may not have read it yet.
     let a = f.publish(&bounty_body("a", "python", 100, &[])).await;
     own.stop();
-    let error = sub.next_named("error", 20 * SECOND).await;
+    let error = sub.next_named("error", 30 * SECOND).await;
     let error = json(&error);
     assert_eq!(error["code"], "store_unavailable");
     assert!(error["retry_in_ms"].as_u64().is_some_and(|ms| ms > 0));
@@ -374,7 +390,7 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
     );
     let c = f.publish(&bounty_body("c", "python", 100, &[])).await;
     assert_eq!(
-        sub.collect_bounties(1, 20 * SECOND).await,
+        sub.collect_bounties(1, 30 * SECOND).await,
         [c],
         "nothing repeated"
     );
@@ -395,7 +411,7 @@ async fn a_departed_client_ends_its_stream_at_the_next_write() {
     // Gone at the next heartbeat write: no more polling for nobody.
     let closed = common::eventually(
         "the stream to end after the client left",
-        10 * SECOND,
+        30 * SECOND,
         || async {
             f.logs()
                 .lines()

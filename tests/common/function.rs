@@ -165,7 +165,7 @@ impl Function {
         let mut subscriber = super::Subscriber::new(self.url(path));
         subscriber.connect().await;
         let connected = subscriber
-            .next_named("connected", Duration::from_secs(10))
+            .next_named("connected", Duration::from_secs(30))
             .await;
         (subscriber, super::sse::json(&connected))
     }
