@@ -1,1 +1,0 @@
-//! Client SDK for firehose: arrives with the clients issue.
