@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{bounty_body, http, DynamoLocal, Function, TEST_KEY};
+use common::{bounty_body, http, Function, TEST_KEY};
 use firehose::cursor::{Cursor, Position};
 use firehose::timefmt;
 use serde_json::Value;
@@ -35,8 +35,7 @@ async fn expect_error(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_invalid_stream_request_is_a_400_before_any_stream() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(&ddb, "errors", &[("LOOKBACK_SECONDS", "3600")]).await;
+    let f = Function::on_shared("errors", &[("LOOKBACK_SECONDS", "3600")]).await;
     let now_ms = timefmt::to_millis(Utc::now());
     let too_many: String = (0..21).map(|i| format!("category=c{i}&")).collect();
     let too_many_tags = format!(
@@ -130,9 +129,8 @@ async fn a_cursor_whose_entries_are_gone_is_too_old_never_a_silent_gap() {
     use firehose::publish::append;
     use firehose::store::dynamo::DynamoFeedStore;
 
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(&ddb, "gone", &[]).await;
-    let client = common::dynamo::client(&ddb).await;
+    let f = Function::on_shared("gone", &[]).await;
+    let client = common::dynamo::client(&f.dynamo_endpoint).await;
     let store = DynamoFeedStore::new(client.clone(), &f.table, 1, Duration::from_secs(86_400));
     let draft = common::draft("x", "python");
     let drafts: Vec<_> = (0..3).map(|n| (format!("ID{n}"), draft.clone())).collect();
@@ -183,8 +181,7 @@ async fn store_position(store: &firehose::store::dynamo::DynamoFeedStore, seq: u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_and_routing_errors_have_the_contract_shape() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(&ddb, "puberr", &[]).await;
+    let f = Function::on_shared("puberr", &[]).await;
     let body = bounty_body("t", "python", 100, &[]);
     let tasks = f.url("/api/v1/tasks");
 

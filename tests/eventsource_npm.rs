@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{bounty_body, DynamoLocal, Function};
+use common::{bounty_body, Function};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn node_modules() -> PathBuf {
@@ -27,9 +27,7 @@ async fn the_npm_eventsource_client_gets_every_bounty_once_across_reconnects() {
         "npm eventsource not found in {}: run the tests with scripts/test (it installs it)",
         modules.display()
     );
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "npm-es",
         &[("POLL_INTERVAL_MS", "200"), ("STREAM_MAX_SECONDS", "2")],
     )

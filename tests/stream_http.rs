@@ -20,8 +20,7 @@ fn no_duplicates(ids: &[String]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_only_bounties_matching_category_budget_tags_and_deadline() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(&ddb, "filter", &[("POLL_INTERVAL_MS", "250")]).await;
+    let f = Function::on_shared("filter", &[("POLL_INTERVAL_MS", "250")]).await;
     let (mut sub, connected) = f.subscribe(
         "/api/v1/bounties/stream?category=python,rust&min_budget_cents=10000&tag=pytest&tag=tokio&deadline_after=2098-01-01T00:00:00Z",
     ).await;
@@ -68,8 +67,7 @@ async fn delivers_only_bounties_matching_category_budget_tags_and_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anchors_at_connect_time() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(&ddb, "anchor", &[("POLL_INTERVAL_MS", "250")]).await;
+    let f = Function::on_shared("anchor", &[("POLL_INTERVAL_MS", "250")]).await;
     f.publish(&bounty_body("before", "python", 100, &[])).await;
     let (mut sub, _) = f.subscribe("/api/v1/bounties/stream").await;
     let after = f.publish(&bounty_body("after", "python", 100, &[])).await;
@@ -78,9 +76,7 @@ async fn anchors_at_connect_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "heartbeat",
         &[("HEARTBEAT_SECONDS", "1"), ("STREAM_MAX_SECONDS", "4")],
     )
@@ -139,9 +135,7 @@ async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "resume",
         &[("POLL_INTERVAL_MS", "250"), ("STREAM_MAX_SECONDS", "3")],
     )
@@ -187,8 +181,7 @@ async fn resumes_across_the_close_with_last_event_id_losing_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_replays_from_a_time_within_the_look_back() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(&ddb, "since", &[("POLL_INTERVAL_MS", "250")]).await;
+    let f = Function::on_shared("since", &[("POLL_INTERVAL_MS", "250")]).await;
     f.publish(&bounty_body("too early", "python", 100, &[]))
         .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -210,9 +203,7 @@ async fn since_replays_from_a_time_within_the_look_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishers_racing_across_stream_closes_are_each_delivered_exactly_once() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "race",
         &[
             ("POLL_INTERVAL_MS", "200"),
@@ -259,9 +250,7 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
     use firehose::publish::{append, entries_after};
     use firehose::store::{AppendError, FeedHeads, FeedWriter};
 
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "slowpub",
         &[("POLL_INTERVAL_MS", "200"), ("STREAM_MAX_SECONDS", "3")],
     )
@@ -312,9 +301,7 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
 async fn a_burst_of_10000_reaches_one_stream_complete_in_order_without_duplicates() {
     use firehose::publish::{append, MAX_BATCH};
 
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "burst",
         &[("POLL_INTERVAL_MS", "500"), ("STREAM_MAX_SECONDS", "300")],
     )
@@ -409,9 +396,7 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_departed_client_ends_its_stream_at_the_next_write() {
-    let ddb = DynamoLocal::shared_endpoint().await;
-    let f = Function::start(
-        &ddb,
+    let f = Function::on_shared(
         "departed",
         &[("HEARTBEAT_SECONDS", "1"), ("POLL_INTERVAL_MS", "250")],
     )

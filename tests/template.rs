@@ -10,6 +10,19 @@ fn template() -> Value {
     serde_yaml::from_str(&text).expect("template.yaml is YAML")
 }
 
+/// (`first`, `second`) of each mapping in a YAML list, e.g. a KeySchema.
+fn name_pairs(list: &Value, first: &str, second: &str) -> Vec<(String, String)> {
+    let text = |item: &Value, field: &str| item[field].as_str().unwrap_or_default().to_owned();
+    list.as_sequence()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| (text(item, first), text(item, second)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<&'a Value> {
     template["Resources"]
         .as_mapping()
@@ -25,17 +38,7 @@ fn the_table_matches_the_schema_the_code_creates() {
     let tables = resources_of_type(&template, "AWS::DynamoDB::Table");
     assert_eq!(tables.len(), 1, "one table");
     let table = &tables[0]["Properties"];
-    let keys: Vec<(String, String)> = table["KeySchema"]
-        .as_sequence()
-        .expect("KeySchema")
-        .iter()
-        .map(|k| {
-            (
-                k["AttributeName"].as_str().unwrap_or_default().to_owned(),
-                k["KeyType"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let keys = name_pairs(&table["KeySchema"], "AttributeName", "KeyType");
     assert_eq!(
         keys,
         [
@@ -43,17 +46,11 @@ fn the_table_matches_the_schema_the_code_creates() {
             (schema::SORT_KEY.to_owned(), "RANGE".to_owned())
         ]
     );
-    let mut attributes: Vec<(String, String)> = table["AttributeDefinitions"]
-        .as_sequence()
-        .expect("AttributeDefinitions")
-        .iter()
-        .map(|a| {
-            (
-                a["AttributeName"].as_str().unwrap_or_default().to_owned(),
-                a["AttributeType"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let mut attributes = name_pairs(
+        &table["AttributeDefinitions"],
+        "AttributeName",
+        "AttributeType",
+    );
     attributes.sort();
     assert_eq!(
         attributes,

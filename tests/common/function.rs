@@ -30,6 +30,11 @@ pub fn cargo_lambda() -> String {
 }
 
 impl Function {
+    /// Starts the function on a fresh table of the shared DynamoDB Local.
+    pub async fn on_shared(label: &str, env: &[(&str, &str)]) -> Function {
+        Self::start(&super::DynamoLocal::shared_endpoint().await, label, env).await
+    }
+
     /// Starts the function against `dynamo_endpoint` with a fresh table and `env`
     /// (stream settings and the like) on top of the defaults.
     pub async fn start(dynamo_endpoint: &str, label: &str, env: &[(&str, &str)]) -> Function {
