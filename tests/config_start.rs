@@ -11,7 +11,7 @@ fn a_bad_setting_stops_the_function_with_a_clear_message() {
         ("FEED_SHARDS", "0"),
         ("PUBLISH_API_KEY_SHA256", "secret-key-not-a-hash"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_firehose"))
+        let output = Command::new(env!("CARGO_BIN_EXE_firehose-lambda"))
             .env(name, value)
             .output()
             .expect("run the function binary");

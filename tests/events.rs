@@ -116,7 +116,7 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
                 "--data-file",
             ])
             .arg(events_dir().join(file))
-            .arg("firehose")
+            .arg("firehose-lambda")
             .output()
             .await
             .expect("cargo lambda invoke");

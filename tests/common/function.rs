@@ -70,7 +70,7 @@ impl Function {
                 "--concurrency",
                 "64",
                 "--bin",
-                "firehose",
+                "firehose-lambda",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TABLE_NAME", table)
