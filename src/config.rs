@@ -15,8 +15,11 @@ pub struct Config {
     /// How far back `since` and cursors may reach.
     pub lookback: Duration,
     pub feed_shards: usize,
-    /// Enforced by the per-client stream cap (a later issue); validated now.
+    /// Open streams allowed per client (source IP), across all instances.
     pub max_streams_per_client: u32,
+    /// How long after a stream's cap its lease lapses when nobody released it (a
+    /// killed instance): until then the slot counts against its client.
+    pub stream_lease_grace: Duration,
     pub publish_keys: ApiKeys,
     pub log_format: LogFormat,
 }
@@ -112,6 +115,12 @@ impl Config {
             feed_shards: usize::try_from(number("FEED_SHARDS", 1, 1, 64)?).unwrap_or(1),
             max_streams_per_client: u32::try_from(number("MAX_STREAMS_PER_CLIENT", 10, 1, 10_000)?)
                 .unwrap_or(10),
+            stream_lease_grace: Duration::from_secs(number(
+                "STREAM_LEASE_GRACE_SECONDS",
+                30,
+                1,
+                600,
+            )?),
             publish_keys,
             log_format,
         })
@@ -141,6 +150,7 @@ mod tests {
         assert_eq!(config.lookback, Duration::from_secs(86_400));
         assert_eq!(config.feed_shards, 1);
         assert_eq!(config.max_streams_per_client, 10);
+        assert_eq!(config.stream_lease_grace, Duration::from_secs(30));
         assert!(config.publish_keys.is_empty());
         assert_eq!(config.log_format, LogFormat::Text);
     }
@@ -156,6 +166,7 @@ mod tests {
             ("LOOKBACK_SECONDS", "600"),
             ("FEED_SHARDS", "4"),
             ("MAX_STREAMS_PER_CLIENT", "3"),
+            ("STREAM_LEASE_GRACE_SECONDS", "2"),
             (
                 "PUBLISH_API_KEY_SHA256",
                 &format!("{hash}, {}", "b".repeat(64)),
@@ -165,6 +176,8 @@ mod tests {
         .expect("valid");
         assert_eq!(config.poll_interval, Duration::from_millis(250));
         assert_eq!(config.feed_shards, 4);
+        assert_eq!(config.max_streams_per_client, 3);
+        assert_eq!(config.stream_lease_grace, Duration::from_secs(2));
         assert_eq!(config.publish_keys.len(), 2);
         assert_eq!(config.log_format, LogFormat::Json);
     }
@@ -179,6 +192,9 @@ mod tests {
             ("LOOKBACK_SECONDS", "1"),
             ("FEED_SHARDS", "0"),
             ("MAX_STREAMS_PER_CLIENT", "1e3"),
+            ("MAX_STREAMS_PER_CLIENT", "0"),
+            ("STREAM_LEASE_GRACE_SECONDS", "0"),
+            ("STREAM_LEASE_GRACE_SECONDS", "601"),
             ("PUBLISH_API_KEY_SHA256", "not-a-hash"),
             ("TABLE_NAME", "a b"),
             ("LOG_FORMAT", "xml"),

@@ -18,6 +18,7 @@
 //! - [`publish`]: the append protocol (take the head, commit conditionally, retry).
 //! - [`auth`]: publish API keys checked against SHA-256 hashes in constant time.
 //! - [`store`]: the feed store traits the core needs, and their error type.
+//! - [`stream_cap`]: the per-client open stream cap (slots leased through the store).
 //!
 //! Edges:
 //! - [`store::dynamo`]: the DynamoDB implementation of the feed store and the table schema.
@@ -38,6 +39,7 @@ pub mod publish;
 pub mod sse;
 pub mod store;
 pub mod stream;
+pub mod stream_cap;
 pub mod timefmt;
 
 mod input_error;

@@ -112,6 +112,7 @@ fn the_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
         "LOOKBACK_SECONDS",
         "FEED_SHARDS",
         "MAX_STREAMS_PER_CLIENT",
+        "STREAM_LEASE_GRACE_SECONDS",
         "PUBLISH_API_KEY_SHA256",
     ] {
         assert!(env.contains_key(name), "the template sets {name}");
@@ -133,6 +134,7 @@ fn the_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
     assert_eq!(
         actions,
         [
+            "dynamodb:DeleteItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",

@@ -28,6 +28,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("not implemented yet")]
     NotImplemented,
+    #[error("more than {limit} open streams from one client")]
+    TooManyStreams { limit: u32, retry_after_s: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -66,6 +68,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_)
             | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -111,6 +114,11 @@ impl ApiError {
                 "not_implemented",
                 None,
                 "this endpoint is not available yet".into(),
+            ),
+            ApiError::TooManyStreams { limit, .. } => (
+                "too_many_streams",
+                None,
+                format!("at most {limit} streams may be open at once from one client; close one, or retry after the Retry-After seconds"),
             ),
             ApiError::Store(err) => {
                 tracing::error!(error = %err, "store request failed");
@@ -159,6 +167,11 @@ impl ApiError {
             }
             ApiError::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyStreams { retry_after_s, .. } => {
+                if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                    headers.insert(header::RETRY_AFTER, value);
+                }
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -8,7 +8,7 @@ use http::{Method, Response};
 use lambda_http::{Request, RequestExt};
 
 use crate::config::Config;
-use crate::store::{FeedReader, FeedWriter};
+use crate::store::{FeedReader, FeedWriter, StreamLeases};
 use crate::stream::StreamSettings;
 
 pub mod body;
@@ -16,6 +16,7 @@ pub mod cors;
 pub mod error;
 mod publish;
 mod stream;
+mod stream_cap;
 
 pub use body::ResponseBody;
 pub use error::ApiError;
@@ -83,7 +84,7 @@ impl Route {
 }
 
 /// Serves one request. Never fails: errors are responses.
-pub async fn handle<S: FeedReader + FeedWriter>(
+pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: Request,
 ) -> Response<ResponseBody> {
@@ -108,7 +109,7 @@ pub async fn handle<S: FeedReader + FeedWriter>(
     response
 }
 
-async fn route<S: FeedReader + FeedWriter>(
+async fn route<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: Request,
 ) -> Result<Response<ResponseBody>, ApiError> {

@@ -11,14 +11,14 @@ use super::{cors, query_pairs, ApiError, App};
 use crate::cursor::{Cursor, CursorRules, Position};
 use crate::feed::check_resumable;
 use crate::filter::{parse_stream_query, StartAt};
-use crate::store::{heads, FeedReader, FeedWriter};
+use crate::store::{heads, FeedReader, FeedWriter, StreamLeases};
 use crate::stream::{bounty_stream, StreamStart};
 use crate::{timefmt, InputError, InputErrorCode};
 
 /// A `since` further than this in the future is a mistake, not a plan.
 const SINCE_FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
-pub async fn open<S: FeedReader + FeedWriter>(
+pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: &Request,
 ) -> Result<Response<ResponseBody>, ApiError> {
@@ -27,6 +27,8 @@ pub async fn open<S: FeedReader + FeedWriter>(
         .get("last-event-id")
         .map(|value| value.to_str().unwrap_or("\u{fffd}"));
     let query = parse_stream_query(&query_pairs(req), header_cursor)?;
+    // Held until the body ends or is dropped; an error below drops (releases) it.
+    let lease = super::stream_cap::admit_stream(app, req).await?;
     let now_ms = timefmt::to_millis(Utc::now());
     let lookback_ms = u64::try_from(app.config.lookback.as_millis()).unwrap_or(u64::MAX);
     let shards = app.store.shard_count();
@@ -91,6 +93,7 @@ pub async fn open<S: FeedReader + FeedWriter>(
     };
     let frames =
         bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode());
+    let frames = super::stream_cap::hold(frames, lease);
     let mut response = Response::new(streaming(frames));
     let headers = response.headers_mut();
     headers.insert(

@@ -89,3 +89,42 @@ pub async fn heads<H: FeedHeads>(store: &H) -> Result<Vec<Position>, StoreError>
         .into_iter()
         .collect()
 }
+
+/// One stream's hold on one of its client's slots (the per-client stream cap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// Which of the client's slots (`0..cap`).
+    pub slot: u32,
+    /// The stream holding it.
+    pub stream_id: String,
+    /// When the hold lapses if nobody releases it (ms since the epoch).
+    pub expires_ms: u64,
+}
+
+/// Leases on per-client stream slots, shared by every instance of the function. The
+/// admission logic is in [`crate::stream_cap`]; one conditional write per slot makes
+/// two instances unable to take the same slot.
+pub trait StreamLeases: Send + Sync + 'static {
+    /// Every lease of `client`, lapsed or not, read consistently.
+    fn leases(
+        &self,
+        client: &str,
+    ) -> impl Future<Output = Result<Vec<LeaseRecord>, StoreError>> + Send;
+
+    /// Takes `lease.slot` for `client` if it is free or its lease lapsed before
+    /// `now_ms`. `Ok(false)` when another stream holds it.
+    fn claim(
+        &self,
+        client: &str,
+        lease: &LeaseRecord,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Frees `slot` of `client` if `stream_id` still holds it.
+    fn release(
+        &self,
+        client: &str,
+        slot: u32,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -181,11 +181,24 @@ impl Function {
     }
 }
 
+impl Function {
+    /// Kills the function with SIGKILL, as a crashed instance dies: nothing in it
+    /// runs (no lease release, no checkpoint).
+    pub fn kill_hard(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Function {
     fn drop(&mut self) {
         // The whole process group: cargo lambda watch and the function processes.
         let _ = Command::new("kill")
             .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
     }

@@ -17,6 +17,7 @@ use crate::bounty::Bounty;
 use crate::cursor::Position;
 use crate::store::{AppendError, FeedHeads, FeedReader, FeedWriter, LogEntry, Page, StoreError};
 
+mod leases;
 pub mod schema;
 
 /// Entries outlive the look-back window by this much, so a stream that lags behind

@@ -1,0 +1,129 @@
+//! Stream leases on DynamoDB: one item per (client, slot), in the feed's table.
+//!
+//! - lease: `pk = "lease#<client>"`, `sk = "slot#<slot:05>"`, `stream_id` (S),
+//!   `expires_ms` (N), `expires_at` (N, the TTL, only to clean up: lapsed leases are
+//!   free as soon as `expires_ms` passes, whether or not TTL has deleted them yet)
+//!
+//! Admission is one consistent Query on the client's partition plus one conditional
+//! PutItem; release is one conditional DeleteItem.
+
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{n, number, s, unavailable, DynamoFeedStore};
+use crate::store::{LeaseRecord, StoreError, StreamLeases};
+
+fn lease_pk(client: &str) -> String {
+    format!("lease#{client}")
+}
+
+fn slot_sk(slot: u32) -> String {
+    format!("slot#{slot:05}")
+}
+
+fn decode(item: &std::collections::HashMap<String, AttributeValue>) -> Option<LeaseRecord> {
+    let slot = item
+        .get("sk")?
+        .as_s()
+        .ok()?
+        .strip_prefix("slot#")?
+        .parse()
+        .ok()?;
+    let stream_id = item.get("stream_id")?.as_s().ok()?.clone();
+    let expires_ms = number(item, "expires_ms")?;
+    Some(LeaseRecord {
+        slot,
+        stream_id,
+        expires_ms,
+    })
+}
+
+impl StreamLeases for DynamoFeedStore {
+    async fn leases(&self, client: &str) -> Result<Vec<LeaseRecord>, StoreError> {
+        let mut leases = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(lease_pk(client)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| unavailable("Query", err))?;
+            for item in output.items() {
+                match decode(item) {
+                    Some(lease) => leases.push(lease),
+                    None => tracing::warn!(client, "ignoring a lease item in an unknown shape"),
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(leases),
+            }
+        }
+    }
+
+    async fn claim(
+        &self,
+        client: &str,
+        lease: &LeaseRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(lease_pk(client)))
+            .item("sk", s(slot_sk(lease.slot)))
+            .item("stream_id", s(lease.stream_id.clone()))
+            .item("expires_ms", n(lease.expires_ms))
+            .item("expires_at", n(lease.expires_ms.div_ceil(1000)))
+            .condition_expression("attribute_not_exists(pk) OR expires_ms < :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
+    }
+
+    async fn release(&self, client: &str, slot: u32, stream_id: &str) -> Result<(), StoreError> {
+        let outcome = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(lease_pk(client)))
+            .key("sk", s(slot_sk(slot)))
+            .condition_expression("stream_id = :me")
+            .expression_attribute_values(":me", s(stream_id))
+            .send()
+            .await;
+        match outcome {
+            // Already gone, or lapsed and taken by another stream: not ours to delete.
+            Ok(_) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable("DeleteItem", err)),
+        }
+    }
+}

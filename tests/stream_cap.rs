@@ -1,0 +1,136 @@
+//! The per-client stream cap over real HTTP against DynamoDB Local: the stream past
+//! the cap is refused with 429 before it starts, a closed stream frees its slot, and
+//! the slots of a killed function lapse on their own.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{http, Function};
+use serde_json::Value;
+
+const SECOND: Duration = Duration::from_secs(1);
+const STREAM: &str = "/api/v1/bounties/stream";
+
+/// Asserts the contract's 429 and returns its Retry-After in seconds.
+async fn expect_too_many(response: reqwest::Response) -> u64 {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    assert!(body["error"]["param"].is_null(), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("streams")),
+        "{body}"
+    );
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("Retry-After in whole seconds");
+    assert!(retry_after >= 1);
+    retry_after
+}
+
+/// Opens streams until one is admitted (200) or `limit` passes; 429s on the way are
+/// fine. Returns the admitted response.
+async fn admitted_within(f: &Function, limit: Duration) -> reqwest::Response {
+    let deadline = Instant::now() + limit;
+    loop {
+        let response = http().get(f.url(STREAM)).send().await.expect("request");
+        match response.status().as_u16() {
+            200 => return response,
+            429 => {}
+            other => panic!(
+                "unexpected {other}: {}",
+                response.text().await.unwrap_or_default()
+            ),
+        }
+        assert!(Instant::now() < deadline, "no slot freed within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eleventh_stream_from_one_client_is_refused_until_one_closes() {
+    // Heartbeats every second: the function learns that a client left at its next write.
+    let f = Function::on_shared("cap", &[("HEARTBEAT_SECONDS", "1")]).await;
+    let mut open = Vec::new();
+    for _ in 0..10 {
+        open.push(f.subscribe(STREAM).await.0);
+    }
+    let refused = http().get(f.url(STREAM)).send().await.expect("request");
+    let retry_after = expect_too_many(refused).await;
+    // The earliest stream closes at its cap (270 s by default), no later.
+    assert!(retry_after <= 270, "Retry-After {retry_after}");
+
+    // One client leaves: its slot is freed once the function notices (next heartbeat).
+    drop(open.pop());
+    let mut eleventh = admitted_within(&f, 30 * SECOND).await;
+    assert_eq!(eleventh.headers()["content-type"], "text/event-stream");
+    let first = eleventh
+        .chunk()
+        .await
+        .expect("body")
+        .expect("a first chunk");
+    assert!(first.starts_with(b"retry: "), "a real stream");
+    // And the cap holds again.
+    expect_too_many(http().get(f.url(STREAM)).send().await.expect("request")).await;
+    drop(eleventh);
+    drop(open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_ends_at_its_cap_frees_its_slot() {
+    let f = Function::on_shared(
+        "capclose",
+        &[("MAX_STREAMS_PER_CLIENT", "1"), ("STREAM_MAX_SECONDS", "3")],
+    )
+    .await;
+    let (mut sub, _) = f.subscribe(STREAM).await;
+    expect_too_many(http().get(f.url(STREAM)).send().await.expect("request")).await;
+    let first = sub.read_connection(30 * SECOND).await;
+    assert!(first.closed, "the stream ends at its cap");
+    // Released before the response ended: the next stream is admitted at once.
+    let next = http().get(f.url(STREAM)).send().await.expect("request");
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leases_of_a_killed_function_lapse() {
+    let endpoint = common::DynamoLocal::shared_endpoint().await;
+    let env = [
+        ("MAX_STREAMS_PER_CLIENT", "2"),
+        ("STREAM_MAX_SECONDS", "6"),
+        ("STREAM_LEASE_GRACE_SECONDS", "1"),
+    ];
+    let mut first = Function::start(&endpoint, "capkill", &env).await;
+    let opened = Instant::now();
+    let a = first.subscribe(STREAM).await.0;
+    let b = first.subscribe(STREAM).await.0;
+    // Killed with its two streams open: nothing releases their leases.
+    first.kill_hard();
+    drop((a, b));
+
+    let second = Function::start_on_table(&endpoint, &first.table, &env).await;
+    let refused = http()
+        .get(second.url(STREAM))
+        .send()
+        .await
+        .expect("request");
+    if opened.elapsed() < 6 * SECOND {
+        // Still within the dead streams' lifetime: their slots are taken.
+        expect_too_many(refused).await;
+    }
+    let admitted = admitted_within(&second, 60 * SECOND).await;
+    assert!(
+        opened.elapsed() >= 7 * SECOND,
+        "admitted after {:?}, before the dead leases lapsed (6 s cap + 1 s grace)",
+        opened.elapsed()
+    );
+    drop(admitted);
+}
