@@ -13,10 +13,12 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod dynamo;
+pub mod dynamo_proxy;
 pub mod function;
 pub mod sse;
 
 pub use dynamo::DynamoLocal;
+pub use dynamo_proxy::{DynamoProxy, Fault};
 pub use function::Function;
 pub use sse::Subscriber;
 

@@ -1,0 +1,208 @@
+//! Store faults and departed clients, through a loopback proxy between the function
+//! and DynamoDB Local (tests/common/dynamo_proxy.rs): throttling errors, 500s and
+//! dropped connections lead to `error` frames at a backed-off rate, then every bounty
+//! published meanwhile exactly once; a departed subscriber costs no more requests.
+//! Bounties are published straight into DynamoDB Local (not through the faulty proxy)
+//! so that they are committed during the fault.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::sse::{bounty_id, json};
+use common::{draft, DynamoLocal, DynamoProxy, Fault, Function};
+use firehose::publish::append;
+use firehose::store::dynamo::DynamoFeedStore;
+
+const SECOND: Duration = Duration::from_secs(1);
+const STREAM: &str = "/api/v1/bounties/stream";
+
+struct Rig {
+    proxy: DynamoProxy,
+    function: Function,
+    /// The table, straight (unproxied).
+    direct: DynamoFeedStore,
+}
+
+async fn rig(label: &str, env: &[(&str, &str)]) -> Rig {
+    let endpoint = DynamoLocal::shared_endpoint().await;
+    let proxy = DynamoProxy::start(&endpoint).await;
+    let table = common::dynamo::fresh_table(&endpoint, label).await;
+    let function = Function::start_on_table(&proxy.endpoint(), &table, env).await;
+    let direct = DynamoFeedStore::new(
+        common::dynamo::client(&endpoint).await,
+        &table,
+        1,
+        Duration::from_secs(86_400),
+    );
+    Rig {
+        proxy,
+        function,
+        direct,
+    }
+}
+
+async fn publish_direct(store: &DynamoFeedStore, title: &str) -> String {
+    let id = ulid::Ulid::new().to_string();
+    let published = append(store, 0, &[(id, draft(title, "python"))])
+        .await
+        .expect("a direct publish succeeds");
+    published[0].id.clone()
+}
+
+/// Runs one fault window per entry of `faults` on one stream, publishing during each,
+/// and checks the error frames' pacing and that every bounty arrives exactly once.
+async fn fault_windows(label: &str, faults: &[Fault]) {
+    let rig = rig(
+        label,
+        &[("POLL_INTERVAL_MS", "250"), ("STREAM_MAX_SECONDS", "600")],
+    )
+    .await;
+    let (mut sub, _) = rig.function.subscribe(STREAM).await;
+    let mut expected = Vec::new();
+    let mut received = Vec::new();
+
+    for fault in faults {
+        rig.proxy.set_fault(*fault);
+        let faulted_before = faulted(&rig.proxy);
+        expected.push(publish_direct(&rig.direct, &format!("{fault:?} 1")).await);
+        // Error frames: (arrival, announced retry_in_ms).
+        let mut errors: Vec<(Instant, u64)> = Vec::new();
+        while errors.len() < 4 {
+            let event = sub.next(60 * SECOND).await.expect("the stream stays open");
+            match event.event.as_str() {
+                "error" => {
+                    let data = json(&event);
+                    assert_eq!(data["code"], "store_unavailable", "{data}");
+                    let retry = data["retry_in_ms"].as_u64().expect("retry_in_ms");
+                    errors.push((Instant::now(), retry));
+                }
+                "bounty" => received.push(bounty_id(&event)),
+                _ => {}
+            }
+        }
+        expected.push(publish_direct(&rig.direct, &format!("{fault:?} 2")).await);
+        rig.proxy.set_fault(Fault::None);
+
+        // Back-off: each announced wait at least as long as the previous one (the step
+        // doubles, jitter takes at most half of it), within the 30 s cap...
+        let retries: Vec<u64> = errors.iter().map(|(_, ms)| *ms).collect();
+        assert!(
+            retries.windows(2).all(|w| w[1] >= w[0]) && retries.iter().all(|ms| *ms <= 30_000),
+            "{fault:?}: retry_in_ms {retries:?}"
+        );
+        assert!(
+            retries[3] >= 1_000,
+            "{fault:?}: grew from 250 ms: {retries:?}"
+        );
+        // ...and honoured: the frames come no faster than they announce.
+        let announced: u64 = retries[..3].iter().sum();
+        let spent = errors[3].0 - errors[0].0;
+        assert!(
+            spent.as_millis() as u64 >= announced * 9 / 10,
+            "{fault:?}: 4 error frames in {spent:?}, announced waits {retries:?}"
+        );
+        // The SDK retries a failed request at most once (2 attempts), so the store
+        // sees at most two requests per failed poll, plus the poll in flight.
+        let requests = faulted(&rig.proxy) - faulted_before;
+        println!("{fault:?}: retry_in_ms {retries:?}, 4 error frames in {spent:?}, {requests} faulted requests");
+        assert!(
+            requests <= 2 * errors.len() + 2,
+            "{fault:?}: {requests} faulted requests for {} error frames",
+            errors.len()
+        );
+    }
+
+    // Recovery: everything published during the faults, once.
+    let want = expected.len() - received.len();
+    received.extend(sub.collect_bounties(want, 90 * SECOND).await);
+    let unique: HashSet<&String> = received.iter().collect();
+    assert_eq!(unique.len(), received.len(), "duplicates: {received:?}");
+    let mut sorted = received.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "every bounty published during the faults");
+    // And nothing repeated afterwards.
+    let last = publish_direct(&rig.direct, "after").await;
+    assert_eq!(sub.collect_bounties(1, 30 * SECOND).await, [last]);
+}
+
+fn faulted(proxy: &DynamoProxy) -> usize {
+    proxy
+        .seen()
+        .iter()
+        .filter(|seen| seen.fault != Fault::None)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_errors_back_off_then_deliver_everything_once() {
+    fault_windows(
+        "throttle",
+        &[Fault::ProvisionedThroughputExceeded, Fault::Throttling],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_dropped_connections_back_off_then_deliver_everything_once() {
+    fault_windows("5xx", &[Fault::ServerError, Fault::DropConnection]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departed_subscriber_costs_no_store_request_after_its_next_heartbeat() {
+    let rig = rig(
+        "departed",
+        &[("HEARTBEAT_SECONDS", "1"), ("POLL_INTERVAL_MS", "100")],
+    )
+    .await;
+    let (sub, _) = rig.function.subscribe(STREAM).await;
+    // Polling while the subscriber is there.
+    let before = rig.proxy.count();
+    tokio::time::sleep(2 * SECOND).await;
+    let polls_while_connected = rig.proxy.count() - before;
+    assert!(
+        polls_while_connected >= 3,
+        "{polls_while_connected} requests in 2 s while connected"
+    );
+
+    let left = Instant::now();
+    drop(sub);
+    // The function notices at its next write (a heartbeat within 1 s) and releases the
+    // stream's lease (one DeleteItem).
+    common::eventually("the lease release", 30 * SECOND, || async {
+        rig.proxy
+            .seen()
+            .iter()
+            .any(|seen| seen.at > left && seen.operation == "DeleteItem")
+            .then_some(())
+    })
+    .await;
+    let seen = rig.proxy.seen();
+    let last_poll = seen
+        .iter()
+        .filter(|s| s.at > left && s.operation == "Query")
+        .map(|s| s.at - left)
+        .max();
+    println!(
+        "after the disconnect: {} requests, last poll at {last_poll:?}",
+        seen.iter().filter(|s| s.at > left).count()
+    );
+
+    // From then on: silence, over many poll intervals and heartbeats.
+    let settled = rig.proxy.count();
+    tokio::time::sleep(3 * SECOND).await;
+    let late: Vec<String> = rig.proxy.seen()[settled..]
+        .iter()
+        .map(|s| s.operation.clone())
+        .collect();
+    assert!(late.is_empty(), "requests after the stream ended: {late:?}");
+    assert!(
+        rig.function
+            .logs()
+            .lines()
+            .any(|line| line.contains("stream closed") && line.contains("client_gone")),
+        "the stream ended because its client left"
+    );
+}
