@@ -23,6 +23,7 @@
 //! Edges:
 //! - [`store::dynamo`]: the DynamoDB implementation of the feed store and the table schema.
 //! - [`http`]: routing, request parsing, and the one place errors become HTTP responses.
+//! - [`logging`]: log setup, and the rule that keeps request headers out of logs.
 //! - `src/main.rs`: wiring: config -> DynamoDB client -> router -> `run_with_streaming_response`.
 //! - `src/bin/firehose-admin.rs`: creates the table and seeds demo bounties (local use).
 //!
@@ -35,6 +36,7 @@ pub mod cursor;
 pub mod feed;
 pub mod filter;
 pub mod http;
+pub mod logging;
 pub mod publish;
 pub mod sse;
 pub mod store;

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use firehose::config::{Config, LogFormat};
+use firehose::config::Config;
 use firehose::http::{handle, App};
 use firehose::store::dynamo::{client_from_env, DynamoFeedStore};
 use lambda_http::{run_with_streaming_response, service_fn, Error, Request};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,7 +17,7 @@ async fn main() -> Result<(), Error> {
             std::process::exit(2);
         }
     };
-    init_logging(config.log_format);
+    firehose::logging::init(config.log_format);
     tracing::info!(
         table = %config.table_name,
         poll_interval_ms = config.poll_interval.as_millis() as u64,
@@ -41,16 +40,4 @@ async fn main() -> Result<(), Error> {
         async move { Ok::<_, Error>(handle(&app, req).await) }
     }))
     .await
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        // CloudWatch adds its own timestamp; one JSON object per line.
-        LogFormat::Json => builder.json().flatten_event(true).without_time().init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
-    }
 }

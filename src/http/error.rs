@@ -28,6 +28,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("not implemented yet")]
     NotImplemented,
+    #[error("query string longer than {limit} bytes")]
+    QueryTooLong { limit: usize },
+    #[error("headers larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("more than {limit} open streams from one client")]
     TooManyStreams { limit: u32, retry_after_s: u64 },
     #[error(transparent)]
@@ -69,6 +73,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QueryTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Store(_)
             | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -114,6 +120,16 @@ impl ApiError {
                 "not_implemented",
                 None,
                 "this endpoint is not available yet".into(),
+            ),
+            ApiError::QueryTooLong { limit } => (
+                "query_too_long",
+                Some("query"),
+                format!("the query string must be at most {limit} bytes"),
+            ),
+            ApiError::HeadersTooLarge { limit } => (
+                "headers_too_large",
+                None,
+                format!("the request headers must be at most {limit} bytes in all"),
             ),
             ApiError::TooManyStreams { limit, .. } => (
                 "too_many_streams",

@@ -2,7 +2,6 @@
 //! endpoint and turns any error into the contract's JSON response.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{Method, Response};
 use lambda_http::{Request, RequestExt};
@@ -11,9 +10,11 @@ use crate::config::Config;
 use crate::store::{FeedReader, FeedWriter, StreamLeases};
 use crate::stream::StreamSettings;
 
+pub mod access_log;
 pub mod body;
 pub mod cors;
 pub mod error;
+pub mod limits;
 mod publish;
 mod stream;
 mod stream_cap;
@@ -88,7 +89,7 @@ pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: Request,
 ) -> Response<ResponseBody> {
-    let started = Instant::now();
+    let access = access_log::Entry::start(&req);
     let request_id = req
         .lambda_context_ref()
         .map(|ctx| ctx.request_id.clone())
@@ -101,18 +102,14 @@ pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
         Ok(response) => response,
         Err(err) => err.into_response(),
     };
-    tracing::info!(
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "answered"
-    );
-    response
+    access.finish(response)
 }
 
 async fn route<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: Request,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    limits::check(&req)?;
     let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
     match (route, req.method()) {
         (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow())),

@@ -103,5 +103,8 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     cors::add_origin(headers);
+    response
+        .extensions_mut()
+        .insert(super::access_log::FilterSummary(filter_json));
     Ok(response)
 }
