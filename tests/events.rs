@@ -141,3 +141,33 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
     let head = f.store(1).await.head(0).await.expect("head");
     assert_eq!(head.seq, 1, "publish.json appended exactly one bounty");
 }
+
+/// A Function URL hands a body that is not UTF-8 to the function base64-encoded; it
+/// is refused as JSON like any other broken body. (`cargo lambda watch` cannot carry
+/// such a body: it answers 500 itself, before the function runs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_utf8_is_a_400_invalid_json() {
+    use base64::Engine as _;
+    let ddb = DynamoLocal::shared_endpoint().await;
+    let table = fresh_table(&ddb, "binary").await;
+    let hash = ApiKeys::hash_hex(EVENTS_KEY);
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.clone()),
+        "PUBLISH_API_KEY_SHA256" => Some(hash.clone()),
+        _ => None,
+    })
+    .expect("config");
+    let store = DynamoFeedStore::new(client(&ddb).await, &table, 1, Duration::from_secs(86_400));
+    let app = App::new(config, store);
+    let mut event: serde_json::Value =
+        serde_json::from_str(&read("publish.json")).expect("publish.json");
+    event["body"] = base64::engine::general_purpose::STANDARD
+        .encode([0x03, b'[', b'k', 0x1e, 0xff])
+        .into();
+    event["isBase64Encoded"] = true.into();
+    let request = lambda_http::request::from_str(&event.to_string()).expect("event");
+    let response = handle(&app, request).await;
+    assert_eq!(response.status().as_u16(), 400);
+    let text = String::from_utf8_lossy(&body::collect(response.into_body()).await).into_owned();
+    assert!(text.contains("\"code\":\"invalid_json\""), "{text}");
+}

@@ -1,6 +1,6 @@
 //! Property-based fuzzing (proptest; `cargo fuzz` needs a nightly toolchain) of every
-//! parser that reads what a client sends: the stream's query string and
-//! `Last-Event-ID`, cursors, and publish bodies. For any input: no panic, and a refusal
+//! parser that reads what a client sends: the stream's and the backfill's query
+//! strings, `Last-Event-ID`, cursors, page tokens, and publish bodies. For any input: no panic, and a refusal
 //! goes through the same error mapping as the function's and comes out as the
 //! contract's JSON error (`{"error":{"code","param","message"}}`, 400 or 422).
 //!
@@ -11,9 +11,13 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
+use firehose::backfill::{fingerprint, PageToken};
 use firehose::bounty::{BountyDraft, MAX_DESCRIPTION_CHARS, MAX_TAGS, MAX_TITLE_CHARS};
-use firehose::cursor::{Cursor, CursorRules};
-use firehose::filter::{is_slug, parse_stream_query, MAX_FILTER_VALUES};
+use firehose::cursor::{Cursor, CursorRules, Position};
+use firehose::filter::{
+    is_slug, parse_list_query, parse_stream_query, Filter, MAX_CURSOR_LEN, MAX_FILTER_VALUES,
+    MAX_LIST_LIMIT,
+};
 use firehose::http::{body::collect, ApiError};
 use firehose::{timefmt, InputError};
 use proptest::prelude::*;
@@ -167,6 +171,142 @@ proptest! {
 fn every_stream_query_seed_as_it_is() {
     for query in corpus("stream_query.txt") {
         check_stream_query(&query, None);
+    }
+}
+
+// ---------------------------------------------------------------- backfill query
+
+fn check_list_query(query: &str) {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    match parse_list_query(&pairs) {
+        Ok(parsed) => {
+            assert!((1..=MAX_LIST_LIMIT).contains(&parsed.limit));
+            assert!(parsed
+                .page_token
+                .as_ref()
+                .is_none_or(|t| !t.is_empty() && t.len() <= MAX_CURSOR_LEN));
+            let filter = &parsed.filter;
+            assert!(filter.categories.len() <= MAX_FILTER_VALUES);
+            assert!(filter.tags.len() <= MAX_FILTER_VALUES);
+            assert!(filter
+                .categories
+                .iter()
+                .chain(&filter.tags)
+                .all(|s| is_slug(s)));
+        }
+        Err(err) => assert_contract_error(err),
+    }
+}
+
+proptest! {
+    #[test]
+    fn list_query_seeds_and_mutations(query in mutated(corpus("list_query.txt"))) {
+        check_list_query(&query);
+    }
+
+    #[test]
+    fn list_query_structured(query in structured_query()) {
+        check_list_query(&query);
+    }
+
+    #[test]
+    fn list_query_raw(query in any::<Vec<u8>>()) {
+        check_list_query(&String::from_utf8_lossy(&query));
+    }
+}
+
+#[test]
+fn every_list_query_seed_as_it_is() {
+    for query in corpus("list_query.txt") {
+        check_list_query(&query);
+    }
+}
+
+// ---------------------------------------------------------------- page tokens
+
+fn check_page_token(text: &str, shards: usize) {
+    let filter = Filter::default();
+    match PageToken::decode(text, &filter, shards) {
+        Ok(token) => {
+            assert_eq!(token.before.len(), shards);
+            let again = PageToken::decode(&token.encode(), &filter, shards);
+            assert_eq!(again, Ok(token));
+        }
+        Err(err) => {
+            assert_eq!(err.code.as_str(), "invalid_page_token", "{err:?}");
+            assert_contract_error(err);
+        }
+    }
+}
+
+/// Tokens as the server issues them (for the empty filter, or another), some mutated.
+fn near_token() -> impl Strategy<Value = (String, usize)> {
+    let position = (0u64..=9_999_999_999_999, 0u64..=1_000_000_000_000)
+        .prop_map(|(created_ms, seq)| Position { created_ms, seq });
+    (1usize..4)
+        .prop_flat_map(move |shards| {
+            (
+                Just(shards),
+                prop::collection::vec(position.clone(), shards),
+                prop::collection::vec(proptest::option::of(position.clone()), shards),
+                any::<bool>(),
+                0u64..=NOW_MS,
+            )
+        })
+        .prop_map(|(shards, heads, before, same_filter, issued_ms)| {
+            let filter_fingerprint = if same_filter {
+                fingerprint(&Filter::default())
+            } else {
+                fingerprint(&Filter {
+                    min_budget_cents: Some(1),
+                    ..Filter::default()
+                })
+            };
+            let token = PageToken {
+                snapshot: Cursor {
+                    issued_ms,
+                    positions: heads,
+                },
+                filter_fingerprint,
+                before,
+            };
+            (token.encode(), shards)
+        })
+}
+
+proptest! {
+    #[test]
+    fn page_token_seeds_and_mutations(text in mutated(corpus("page_token.txt")), shards in 1usize..4) {
+        check_page_token(&text, shards);
+    }
+
+    #[test]
+    fn page_token_structured((text, shards) in near_token(), other_shards in 1usize..4) {
+        check_page_token(&text, shards);
+        check_page_token(&text, other_shards);
+    }
+
+    #[test]
+    fn page_token_structured_mutated(text in mutated(vec![PageToken {
+        snapshot: Cursor { issued_ms: NOW_MS, positions: vec![Position { created_ms: NOW_MS, seq: 7 }] },
+        filter_fingerprint: fingerprint(&Filter::default()),
+        before: vec![Some(Position { created_ms: NOW_MS - 5, seq: 3 })],
+    }.encode()])) {
+        check_page_token(&text, 1);
+    }
+
+    #[test]
+    fn page_token_raw(text in any::<String>(), shards in 1usize..4) {
+        check_page_token(&text, shards);
+    }
+}
+
+#[test]
+fn every_page_token_seed_as_it_is() {
+    for text in corpus("page_token.txt") {
+        check_page_token(&text, 1);
     }
 }
 

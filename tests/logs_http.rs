@@ -54,15 +54,23 @@ async fn every_request_is_logged_once_with_id_status_filter_duration_and_events(
         .await
         .expect("request");
     assert_eq!(refused.status(), 400);
+    // A backfill.
+    let listed = http()
+        .get(f.url("/api/v1/tasks?category=python"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(listed.status(), 200);
 
-    // 3 publishes + 2 streams = 5 requests, each logged once (the stream at its end).
-    let lines = common::eventually("five access lines", 30 * SECOND, || async {
+    // 3 publishes + 2 streams + 1 backfill = 6 requests, each logged once (the stream
+    // at its end).
+    let lines = common::eventually("six access lines", 30 * SECOND, || async {
         let lines = access_lines(&f);
-        (lines.len() >= before + 5).then_some(lines)
+        (lines.len() >= before + 6).then_some(lines)
     })
     .await;
     tokio::time::sleep(SECOND).await;
-    assert_eq!(access_lines(&f).len(), before + 5, "one line per request");
+    assert_eq!(access_lines(&f).len(), before + 6, "one line per request");
     let lines = &lines[before..];
     for line in lines {
         assert!(
@@ -78,7 +86,7 @@ async fn every_request_is_logged_once_with_id_status_filter_duration_and_events(
         .iter()
         .filter_map(|l| l["request_id"].as_str())
         .collect();
-    assert_eq!(ids.len(), 5, "distinct request ids");
+    assert_eq!(ids.len(), 6, "distinct request ids");
     let publishes: Vec<&Value> = lines.iter().filter(|l| l["method"] == "POST").collect();
     assert_eq!(publishes.len(), 3);
     assert!(publishes
@@ -102,6 +110,18 @@ async fn every_request_is_logged_once_with_id_status_filter_duration_and_events(
     assert!(
         stream["duration_ms"].as_u64().is_some_and(|ms| ms >= 3000),
         "{stream}"
+    );
+    let backfill = lines
+        .iter()
+        .find(|l| l["path"] == "/api/v1/tasks" && l["method"] == "GET")
+        .expect("the backfill's line");
+    assert_eq!(backfill["status"], 200, "{backfill}");
+    assert_eq!(backfill["bounties"], 2, "{backfill}");
+    assert!(
+        backfill["filter"]
+            .as_str()
+            .is_some_and(|f| f.contains("python")),
+        "{backfill}"
     );
     let bad = lines
         .iter()

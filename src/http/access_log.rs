@@ -1,5 +1,6 @@
 //! One access log line per request: request id, method, path, client, status, filter
-//! summary, duration and event count (`events`: SSE events sent, of which `bounties`).
+//! summary, duration and event count (`events`: SSE events sent, of which `bounties`;
+//! for the backfill, `bounties` is the number listed).
 //!
 //! A JSON answer is logged when it is returned. A stream's event count and duration are
 //! known only when it ends, so a stream is logged when its body ends or is dropped
@@ -20,6 +21,10 @@ use super::body::ResponseBody;
 /// extension; endpoints without a filter leave it out).
 #[derive(Debug, Clone)]
 pub struct FilterSummary(pub String);
+
+/// How many bounties a JSON answer carried (a response extension of the backfill).
+#[derive(Debug, Clone, Copy)]
+pub struct Listed(pub u64);
 
 /// A request being served.
 #[derive(Debug)]
@@ -58,7 +63,11 @@ impl Entry {
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         if !is_stream {
-            self.log(status, &filter, Counts::default(), "answered");
+            let counts = Counts {
+                events: 0,
+                bounties: response.extensions().get::<Listed>().map_or(0, |l| l.0),
+            };
+            self.log(status, &filter, counts, "answered");
             return response;
         }
         let (parts, body) = response.into_parts();
