@@ -44,8 +44,7 @@ async fn rig(label: &str, env: &[(&str, &str)]) -> Rig {
 }
 
 async fn publish_direct(store: &DynamoFeedStore, title: &str) -> String {
-    let id = ulid::Ulid::new().to_string();
-    let published = append(store, 0, &[(id, draft(title, "python"))])
+    let published = append(store, 0, &[draft(title, "python")])
         .await
         .expect("a direct publish succeeds");
     published[0].id.clone()
