@@ -83,6 +83,9 @@ async fn fault_windows(label: &str, faults: &[Fault]) {
         }
         expected.push(publish_direct(&rig.direct, &format!("{fault:?} 2")).await);
         rig.proxy.set_fault(Fault::None);
+        // Recovery before the next window: what this one missed arrives.
+        let want = expected.len() - received.len();
+        received.extend(sub.collect_bounties(want, 90 * SECOND).await);
 
         // Back-off: each announced wait at least as long as the previous one (the step
         // doubles, jitter takes at most half of it), within the 30 s cap...
@@ -113,9 +116,7 @@ async fn fault_windows(label: &str, faults: &[Fault]) {
         );
     }
 
-    // Recovery: everything published during the faults, once.
-    let want = expected.len() - received.len();
-    received.extend(sub.collect_bounties(want, 90 * SECOND).await);
+    // Everything published during the faults, once.
     let unique: HashSet<&String> = received.iter().collect();
     assert_eq!(unique.len(), received.len(), "duplicates: {received:?}");
     let mut sorted = received.clone();
