@@ -134,3 +134,51 @@ async fn the_leases_of_a_killed_function_lapse() {
     );
     drop(admitted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openers_racing_past_the_cap_never_exceed_it() {
+    use firehose::store::dynamo::DynamoFeedStore;
+    use firehose::stream_cap::{admit, Admission, CapSettings};
+    use std::sync::Arc;
+
+    let endpoint = common::DynamoLocal::shared_endpoint().await;
+    let table = common::dynamo::fresh_table(&endpoint, "caprace").await;
+    // Separate clients, as separate instances would have.
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(Arc::new(DynamoFeedStore::new(
+            common::dynamo::client(&endpoint).await,
+            &table,
+            1,
+            Duration::from_secs(86_400),
+        )));
+    }
+    let settings = CapSettings {
+        max_per_client: 3,
+        stream_max: Duration::from_secs(60),
+        grace: Duration::from_secs(5),
+    };
+    for round in 0..3 {
+        // 24 openers at once for one client.
+        let attempts = (0..24).map(|i| {
+            let store = stores[i % stores.len()].clone();
+            async move { admit(store, "198.51.100.7", &settings).await }
+        });
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let mut leases = Vec::new();
+        for outcome in outcomes {
+            match outcome.expect("the store answers") {
+                Admission::Admitted(lease) => leases.push(lease),
+                Admission::Refused { retry_after } => assert!(retry_after >= SECOND),
+            }
+        }
+        assert_eq!(leases.len(), 3, "round {round}: exactly the cap admitted");
+        let mut slots: Vec<u32> = leases.iter().map(|l| l.slot()).collect();
+        slots.sort();
+        assert_eq!(slots, [0, 1, 2]);
+        // Released, the slots are free for the next round.
+        for lease in leases {
+            lease.release().await;
+        }
+    }
+}

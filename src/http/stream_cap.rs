@@ -69,3 +69,24 @@ pub fn hold<L: StreamLeases>(
         lease.release().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_function_url_source_ip_not_x_forwarded_for() {
+        let event = include_str!("../../events/stream-filter.json");
+        let mut req = lambda_http::request::from_str(event).expect("a Function URL event");
+        req.headers_mut().insert(
+            "x-forwarded-for",
+            http::HeaderValue::from_static("10.9.8.7"),
+        );
+        assert_eq!(client_of(&req), "203.0.113.17");
+        let bare = http::Request::builder()
+            .uri("/api/v1/bounties/stream")
+            .body(lambda_http::Body::Empty)
+            .expect("request");
+        assert_eq!(client_of(&bare), UNKNOWN_CLIENT);
+    }
+}
