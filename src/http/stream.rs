@@ -27,8 +27,6 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
         .get("last-event-id")
         .map(|value| value.to_str().unwrap_or("\u{fffd}"));
     let query = parse_stream_query(&query_pairs(req), header_cursor)?;
-    // Held until the body ends or is dropped; an error below drops (releases) it.
-    let lease = super::stream_cap::admit_stream(app, req).await?;
     let now_ms = timefmt::to_millis(Utc::now());
     let lookback_ms = u64::try_from(app.config.lookback.as_millis()).unwrap_or(u64::MAX);
     let shards = app.store.shard_count();
@@ -80,6 +78,9 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
         }
     };
 
+    // Every refusal of the input came first: a bad request costs no lease. The lease
+    // is held until the body ends or is dropped.
+    let lease = super::stream_cap::admit_stream(app, req).await?;
     let filter_json = serde_json::to_string(&query.filter).unwrap_or_default();
     tracing::info!(filter = %filter_json, resumed, cursor = %cursor.encode(), "stream opened");
     let start = StreamStart {
