@@ -18,7 +18,7 @@ use firehose::store::dynamo::DynamoFeedStore;
 const EVENTS_KEY: &str = "dev-publish-key";
 
 /// Each sample, its documented status, and a piece of the body that shows it.
-const SAMPLES: [(&str, u16, &str); 4] = [
+const SAMPLES: [(&str, u16, &str); 6] = [
     ("stream-filter.json", 200, "event: connected"),
     (
         "stream-bad-param.json",
@@ -27,6 +27,8 @@ const SAMPLES: [(&str, u16, &str); 4] = [
     ),
     ("publish.json", 201, "\"status\":\"open\""),
     ("publish-no-key.json", 401, "\"code\":\"unauthorized\""),
+    ("tasks-list.json", 200, "\"stream_cursor\""),
+    ("task-unknown.json", 404, "\"code\":\"not_found\""),
 ];
 
 fn events_dir() -> PathBuf {

@@ -149,7 +149,6 @@ mod tests {
             Route::of("/api/v1/tasks/01J"),
             Some(Route::Task("01J".into()))
         );
-
         for none in [
             "/",
             "/api/v1/tasks/",
