@@ -12,8 +12,10 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod dynamo;
 pub mod function;
+pub mod proxy;
 pub mod sse;
 
 pub use dynamo::DynamoLocal;
