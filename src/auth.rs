@@ -49,17 +49,23 @@ impl ApiKeys {
 
     /// Whether an `Authorization` header value carries an accepted bearer key.
     pub fn accepts(&self, authorization: Option<&str>) -> bool {
-        let Some(key) = authorization.and_then(bearer_token) else {
-            return false;
-        };
+        self.accepted_hash(authorization).is_some()
+    }
+
+    /// The hash of the accepted bearer key in an `Authorization` header value: the
+    /// publisher's identity, never the key itself.
+    pub fn accepted_hash(&self, authorization: Option<&str>) -> Option<[u8; 32]> {
+        let key = authorization.and_then(bearer_token)?;
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         // Compare against every hash, without stopping early, so timing says nothing.
-        self.hashes
+        let found: bool = self
+            .hashes
             .iter()
             .fold(subtle::Choice::from(0), |found, hash| {
                 found | hash.ct_eq(&presented)
             })
-            .into()
+            .into();
+        found.then_some(presented)
     }
 }
 

@@ -91,24 +91,15 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(text)
     }
 
-    /// Decodes a cursor from `param` (for error messages) under `rules`.
-    pub fn decode(text: &str, param: &str, rules: CursorRules) -> Result<Cursor, InputError> {
-        let malformed = || {
-            InputError::new(
-                InputErrorCode::InvalidCursor,
-                param,
-                format!("{param} is not a cursor issued by this stream; reconnect without it to start from now"),
-            )
-        };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text.trim_end_matches('='))
-            .map_err(|_| malformed())?;
-        let plain = std::str::from_utf8(&bytes).map_err(|_| malformed())?;
+    /// Parses a cursor's text without judging it (shards, age); `None` if malformed.
+    pub fn decode_unchecked(text: &str) -> Option<Cursor> {
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
+        let plain = std::str::from_utf8(&bytes).ok()?;
         let mut parts = plain.split('.');
         if parts.next() != Some("1") {
-            return Err(malformed());
+            return None;
         }
-        let issued_ms = parts.next().and_then(parse_digits).ok_or_else(malformed)?;
+        let issued_ms = parts.next().and_then(parse_digits)?;
         let positions = parts
             .map(|pair| {
                 let (ms, seq) = pair.split_once('-')?;
@@ -119,9 +110,27 @@ impl Cursor {
                 (position.created_ms <= MAX_CREATED_MS && position.seq <= MAX_SEQ)
                     .then_some(position)
             })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(malformed)?;
-        if positions.is_empty() || issued_ms > rules.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
+            .collect::<Option<Vec<_>>>()?;
+        (!positions.is_empty()).then_some(Cursor {
+            issued_ms,
+            positions,
+        })
+    }
+
+    /// Decodes a cursor from `param` (for error messages) under `rules`.
+    pub fn decode(text: &str, param: &str, rules: CursorRules) -> Result<Cursor, InputError> {
+        let malformed = || {
+            InputError::new(
+                InputErrorCode::InvalidCursor,
+                param,
+                format!("{param} is not a cursor issued by this stream; reconnect without it to start from now"),
+            )
+        };
+        let Cursor {
+            issued_ms,
+            positions,
+        } = Cursor::decode_unchecked(text).ok_or_else(malformed)?;
+        if issued_ms > rules.now_ms.saturating_add(FUTURE_TOLERANCE_MS) {
             return Err(malformed());
         }
         let mut positions = positions;

@@ -83,6 +83,54 @@ pub struct StreamQuery {
     pub start: StartAt,
 }
 
+/// The filter parameters the stream and the backfill share, gathered pair by pair.
+#[derive(Default)]
+struct FilterParams {
+    categories: Vec<String>,
+    tags: Vec<String>,
+    min_budget_cents: Option<u64>,
+    deadline_after: Option<DateTime<Utc>>,
+}
+
+impl FilterParams {
+    /// Takes the pair if it is a filter parameter; `Ok(false)` if it is not one.
+    fn take(&mut self, key: &str, value: &str) -> Result<bool, InputError> {
+        match key {
+            "category" => push_slugs(&mut self.categories, "category", value)?,
+            "tag" => push_slugs(&mut self.tags, "tag", value)?,
+            "min_budget_cents" => set_once(
+                &mut self.min_budget_cents,
+                "min_budget_cents",
+                parse_cents(value)?,
+            )?,
+            "deadline_after" => set_once(
+                &mut self.deadline_after,
+                "deadline_after",
+                parse_instant("deadline_after", value)?,
+            )?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn finish(self) -> Result<Filter, InputError> {
+        Ok(Filter {
+            categories: normalise(self.categories, "category")?,
+            min_budget_cents: self.min_budget_cents,
+            tags: normalise(self.tags, "tag")?,
+            deadline_after: self.deadline_after,
+        })
+    }
+}
+
+fn unknown(key: &str, expected: &str) -> InputError {
+    InputError::new(
+        InputErrorCode::UnknownParameter,
+        key,
+        format!("unknown parameter {key:?}; expected {expected}"),
+    )
+}
+
 /// Parses the stream's query string pairs (already percent-decoded) and the
 /// `Last-Event-ID` header. The header wins over `last_event_id`, and a cursor wins
 /// over `since`: a browser's EventSource reconnects to the same URL and adds the
@@ -91,25 +139,15 @@ pub fn parse_stream_query(
     pairs: &[(String, String)],
     last_event_id_header: Option<&str>,
 ) -> Result<StreamQuery, InputError> {
-    let mut categories = Vec::new();
-    let mut tags = Vec::new();
-    let mut min_budget_cents = None;
-    let mut deadline_after = None;
+    let mut filter = FilterParams::default();
     let mut since = None;
     let mut last_event_id = None;
 
     for (key, value) in pairs {
+        if filter.take(key, value)? {
+            continue;
+        }
         match key.as_str() {
-            "category" => push_slugs(&mut categories, "category", value)?,
-            "tag" => push_slugs(&mut tags, "tag", value)?,
-            "min_budget_cents" => {
-                set_once(&mut min_budget_cents, "min_budget_cents", parse_cents(value)?)?
-            }
-            "deadline_after" => set_once(
-                &mut deadline_after,
-                "deadline_after",
-                parse_instant("deadline_after", value)?,
-            )?,
             "since" => set_once(&mut since, "since", parse_instant("since", value)?)?,
             "last_event_id" => set_once(
                 &mut last_event_id,
@@ -117,12 +155,9 @@ pub fn parse_stream_query(
                 check_cursor_text("last_event_id", value)?,
             )?,
             _ => {
-                return Err(InputError::new(
-                    InputErrorCode::UnknownParameter,
-                    key.clone(),
-                    format!(
-                        "unknown parameter {key:?}; expected category, min_budget_cents, tag, deadline_after, since or last_event_id"
-                    ),
+                return Err(unknown(
+                    key,
+                    "category, min_budget_cents, tag, deadline_after, since or last_event_id",
                 ))
             }
         }
@@ -142,14 +177,83 @@ pub fn parse_stream_query(
     };
 
     Ok(StreamQuery {
-        filter: Filter {
-            categories: normalise(categories, "category")?,
-            min_budget_cents,
-            tags: normalise(tags, "tag")?,
-            deadline_after,
-        },
+        filter: filter.finish()?,
         start,
     })
+}
+
+/// Bounties per backfill page when the client does not say.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+/// The most bounties one backfill page may hold.
+pub const MAX_LIST_LIMIT: usize = 100;
+
+/// A parsed backfill request (`GET /api/v1/tasks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub filter: Filter,
+    pub limit: usize,
+    /// The opaque token of the page to continue from; see [`crate::backfill`].
+    pub page_token: Option<String>,
+}
+
+/// Parses the backfill's query string pairs: the stream's filter, `limit` and
+/// `page_token`.
+pub fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, InputError> {
+    let mut filter = FilterParams::default();
+    let mut limit = None;
+    let mut page_token = None;
+    for (key, value) in pairs {
+        if filter.take(key, value)? {
+            continue;
+        }
+        match key.as_str() {
+            "limit" => set_once(&mut limit, "limit", parse_limit(value)?)?,
+            "page_token" => {
+                if value.is_empty() || value.len() > MAX_CURSOR_LEN {
+                    return Err(InputError::new(
+                        InputErrorCode::InvalidPageToken,
+                        "page_token",
+                        "page_token is not a token issued by this endpoint",
+                    ));
+                }
+                set_once(&mut page_token, "page_token", value.clone())?
+            }
+            "since" | "last_event_id" => {
+                return Err(InputError::new(
+                    InputErrorCode::UnknownParameter,
+                    key.clone(),
+                    format!(
+                        "{key} belongs to the stream; the backfill lists every open bounty, newest first, and returns a stream_cursor to stream from"
+                    ),
+                ))
+            }
+            _ => {
+                return Err(unknown(
+                    key,
+                    "category, min_budget_cents, tag, deadline_after, limit or page_token",
+                ))
+            }
+        }
+    }
+    Ok(ListQuery {
+        filter: filter.finish()?,
+        limit: limit.unwrap_or(DEFAULT_LIST_LIMIT),
+        page_token,
+    })
+}
+
+fn parse_limit(value: &str) -> Result<usize, InputError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIST_LIMIT).contains(limit) && !value.starts_with('+'))
+        .ok_or_else(|| {
+            InputError::new(
+                InputErrorCode::InvalidParameter,
+                "limit",
+                format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT} (got {value:?})"),
+            )
+        })
 }
 
 fn push_slugs(into: &mut Vec<String>, param: &str, value: &str) -> Result<(), InputError> {

@@ -13,6 +13,8 @@ pub enum InputErrorCode {
     InvalidJson,
     InvalidField,
     UnknownField,
+    InvalidPageToken,
+    IdempotencyKeyReused,
 }
 
 impl InputErrorCode {
@@ -27,12 +29,17 @@ impl InputErrorCode {
             Self::InvalidJson => "invalid_json",
             Self::InvalidField => "invalid_field",
             Self::UnknownField => "unknown_field",
+            Self::InvalidPageToken => "invalid_page_token",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 
     /// Body-level problems (valid JSON, wrong content) are 422; the rest are 400.
     pub fn is_semantic(self) -> bool {
-        matches!(self, Self::InvalidField | Self::UnknownField)
+        matches!(
+            self,
+            Self::InvalidField | Self::UnknownField | Self::IdempotencyKeyReused
+        )
     }
 }
 

@@ -15,7 +15,10 @@
 //! - [`feed`]: reading the log across shards: batches kept dense and in time order, and
 //!   the check that a resumed cursor's entries are still there.
 //! - [`stream`]: the bounded stream loop: connected, poll, heartbeat, back-off, checkpoint.
-//! - [`publish`]: the append protocol (take the head, commit conditionally, retry).
+//! - [`backfill`]: open bounties newest first, paged from a snapshot whose cursor hands
+//!   over exactly to the stream.
+//! - [`publish`]: the append protocol (take the head, commit conditionally, retry), and
+//!   bounty ids that say where their entry is.
 //! - [`auth`]: publish API keys checked against SHA-256 hashes in constant time.
 //! - [`store`]: the feed store traits the core needs, and their error type.
 //!
@@ -28,6 +31,7 @@
 //! Storage design and its correctness argument: `docs/storage.md`.
 
 pub mod auth;
+pub mod backfill;
 pub mod bounty;
 pub mod config;
 pub mod cursor;

@@ -11,12 +11,14 @@ use chrono::{DateTime, Utc};
 
 use crate::bounty::{Bounty, BountyDraft};
 use crate::cursor::{Position, MAX_CREATED_MS};
-use crate::store::{AppendError, FeedWriter, LogEntry, StoreError};
+use crate::store::{AppendError, FeedWriter, IdempotencyClaim, LogEntry, StoreError};
 use crate::timefmt;
 
 /// How many entries one append may carry (DynamoDB allows 100 items per transaction,
 /// one of which is the head).
 pub const MAX_BATCH: usize = 99;
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Attempts before giving up on a contended shard.
 const MAX_ATTEMPTS: u32 = 25;
 
@@ -28,6 +30,9 @@ pub enum PublishError {
     Contended { shard: usize, attempts: u32 },
     #[error("a batch holds 1 to {MAX_BATCH} bounties (got {0})")]
     BatchSize(usize),
+    /// The idempotency key was claimed by another request first.
+    #[error("the idempotency key is already claimed")]
+    Claimed,
 }
 
 /// Picks the shard for a new append: uniform, so load spreads evenly.
@@ -35,12 +40,30 @@ pub fn pick_shard(shard_count: usize) -> usize {
     fastrand::usize(..shard_count.max(1))
 }
 
-/// The entries that follow `head`, created at `now` (never before the head's time, so
-/// `created_ms` is monotone along the log and positions stay ordered by sort key).
+/// A bounty's id: a ULID whose time is its `created_ms` and whose first random byte is
+/// its shard, so [`locate`] finds the one key range that can hold it.
+pub fn bounty_id(created_ms: u64, shard: usize) -> String {
+    let shard_byte = u128::from(u8::try_from(shard).unwrap_or(u8::MAX));
+    let random = (shard_byte << 72) | (fastrand::u128(..) & ((1u128 << 72) - 1));
+    ulid::Ulid::from_parts(created_ms, random).to_string()
+}
+
+/// Where the log keeps bounty `id`: `(shard, created_ms)`; `None` if `id` is not one
+/// of ours.
+pub fn locate(id: &str) -> Option<(usize, u64)> {
+    let ulid = ulid::Ulid::from_string(id).ok()?;
+    let shard = usize::try_from(ulid.random() >> 72).ok()?;
+    Some((shard, ulid.timestamp_ms()))
+}
+
+/// The entries that follow `head` in `shard`, created at `now` (never before the
+/// head's time, so `created_ms` is monotone along the log and positions stay ordered
+/// by sort key). Ids are assigned here, at commit time, so they carry `created_ms`.
 pub fn entries_after(
     head: Position,
     now: DateTime<Utc>,
-    drafts: &[(String, BountyDraft)],
+    shard: usize,
+    drafts: &[BountyDraft],
 ) -> Vec<LogEntry> {
     let created_ms = timefmt::to_millis(now)
         .max(head.created_ms)
@@ -49,37 +72,61 @@ pub fn entries_after(
     drafts
         .iter()
         .zip(1u64..)
-        .map(|((id, draft), offset)| LogEntry {
+        .map(|(draft, offset)| LogEntry {
             position: Position {
                 created_ms,
                 seq: head.seq + offset,
             },
-            bounty: draft.clone().into_bounty(id.clone(), created_at),
+            bounty: draft
+                .clone()
+                .into_bounty(bounty_id(created_ms, shard), created_at),
         })
         .collect()
 }
 
-/// Appends `drafts` (each with its server-assigned id) to `shard` as one atomic batch,
-/// retrying while other publishers win the race. Returns the committed bounties.
+/// Appends `drafts` to `shard` as one atomic batch, retrying while other publishers
+/// win the race. Returns the committed bounties.
 pub async fn append<W: FeedWriter>(
     store: &W,
     shard: usize,
-    drafts: &[(String, BountyDraft)],
+    drafts: &[BountyDraft],
+) -> Result<Vec<Bounty>, PublishError> {
+    append_with(store, shard, drafts, None).await
+}
+
+/// Appends one bounty and claims `claim`'s idempotency key in the same write: either
+/// both happen or neither. [`PublishError::Claimed`] if another request took the key.
+pub async fn append_claimed<W: FeedWriter>(
+    store: &W,
+    shard: usize,
+    draft: BountyDraft,
+    claim: &IdempotencyClaim,
+) -> Result<Bounty, PublishError> {
+    let mut bounties = append_with(store, shard, &[draft], Some(claim)).await?;
+    bounties.pop().ok_or(PublishError::BatchSize(0))
+}
+
+async fn append_with<W: FeedWriter>(
+    store: &W,
+    shard: usize,
+    drafts: &[BountyDraft],
+    claim: Option<&IdempotencyClaim>,
 ) -> Result<Vec<Bounty>, PublishError> {
     if drafts.is_empty() || drafts.len() > MAX_BATCH {
         return Err(PublishError::BatchSize(drafts.len()));
     }
     for attempt in 1..=MAX_ATTEMPTS {
         let head = store.head(shard).await?;
-        let entries = entries_after(head, Utc::now(), drafts);
+        let entries = entries_after(head, Utc::now(), shard, drafts);
         let bounties = entries.iter().map(|entry| entry.bounty.clone()).collect();
-        match store.append_after(shard, head, entries).await {
+        match store.append_after(shard, head, entries, claim).await {
             Ok(()) => return Ok(bounties),
             Err(AppendError::HeadMoved) => {
                 // Spread the retries of racing publishers apart.
                 let spread = 1 + u64::from(attempt.min(8)) * 2;
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..spread))).await;
             }
+            Err(AppendError::Claimed) => return Err(PublishError::Claimed),
             Err(AppendError::Store(err)) => return Err(err.into()),
         }
     }
@@ -111,9 +158,9 @@ mod tests {
             created_ms: 2_000,
             seq: 7,
         };
-        let drafts = vec![("a".to_owned(), draft()), ("b".to_owned(), draft())];
+        let drafts = vec![draft(), draft()];
         // A clock behind the head's time (skew between instances) must not reorder keys.
-        let entries = entries_after(head, timefmt::from_millis(1_000), &drafts);
+        let entries = entries_after(head, timefmt::from_millis(1_000), 3, &drafts);
         let positions: Vec<_> = entries.iter().map(|e| e.position).collect();
         assert_eq!(
             positions,
@@ -129,10 +176,32 @@ mod tests {
             ]
         );
         assert!(positions.iter().all(|p| p.sort_key() > head.sort_key()));
-        assert_eq!(entries[1].bounty.id, "b");
+        assert_ne!(entries[0].bounty.id, entries[1].bounty.id);
+        assert_eq!(locate(&entries[1].bounty.id), Some((3, 2_000)));
         assert_eq!(timefmt::to_millis(entries[0].bounty.created_at), 2_000);
-        let later = entries_after(head, timefmt::from_millis(5_000), &drafts);
+        let later = entries_after(head, timefmt::from_millis(5_000), 3, &drafts);
         assert_eq!(later[0].position.created_ms, 5_000);
+    }
+
+    #[test]
+    fn ids_are_time_ordered_ulids_that_locate_their_entry() {
+        let id = bounty_id(1_800_000_000_123, 63);
+        assert_eq!(id.len(), 26);
+        assert_eq!(locate(&id), Some((63, 1_800_000_000_123)));
+        assert_eq!(
+            locate(&id.to_ascii_lowercase()),
+            Some((63, 1_800_000_000_123))
+        );
+        assert!(bounty_id(1_800_000_000_124, 0) > id, "later ids sort after");
+        for junk in [
+            "",
+            "x",
+            "01J",
+            "not-a-ulid-at-all-0000000000",
+            "01ARZ3NDEKTSV4RRFFQ69G5FA!",
+        ] {
+            assert_eq!(locate(junk), None, "{junk}");
+        }
     }
 
     #[test]

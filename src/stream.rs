@@ -328,6 +328,15 @@ mod tests {
                 entries: after.into_iter().take(limit).collect(),
             })
         }
+
+        // The stream never reads backwards or by id.
+        async fn read_before(&self, _: usize, _: Position, _: usize) -> Result<Page, StoreError> {
+            Ok(Page::default())
+        }
+
+        async fn find(&self, _: usize, _: u64, _: &str) -> Result<Option<Bounty>, StoreError> {
+            Ok(None)
+        }
     }
 
     fn settings() -> StreamSettings {
@@ -580,6 +589,17 @@ mod tests {
             ) -> Result<Page, StoreError> {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok(Page::default())
+            }
+            async fn read_before(
+                &self,
+                _: usize,
+                _: Position,
+                _: usize,
+            ) -> Result<Page, StoreError> {
+                Ok(Page::default())
+            }
+            async fn find(&self, _: usize, _: u64, _: &str) -> Result<Option<Bounty>, StoreError> {
+                Ok(None)
             }
         }
         let frames = collect(bounty_stream(

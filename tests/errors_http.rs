@@ -133,7 +133,7 @@ async fn a_cursor_whose_entries_are_gone_is_too_old_never_a_silent_gap() {
     let client = common::dynamo::client(&f.dynamo_endpoint).await;
     let store = DynamoFeedStore::new(client.clone(), &f.table, 1, Duration::from_secs(86_400));
     let draft = common::draft("x", "python");
-    let drafts: Vec<_> = (0..3).map(|n| (format!("ID{n}"), draft.clone())).collect();
+    let drafts = vec![draft; 3];
     append(&store, 0, &drafts).await.expect("append");
     // A cursor after entry 1, then entry 2 disappears (as if expired by TTL).
     let first = store_position(&store, 1).await;
@@ -292,4 +292,103 @@ async fn publish_and_routing_errors_have_the_contract_shape() {
     assert_eq!(bounty["currency"], "USD");
     assert!(bounty["id"].as_str().is_some_and(|id| id.len() == 26));
     assert!(timefmt::parse(bounty["created_at"].as_str().unwrap_or_default()).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invalid_backfill_request_is_a_400() {
+    let f = Function::on_shared("listerr", &[]).await;
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("limit=0", "invalid_parameter", "limit"),
+        ("limit=101", "invalid_parameter", "limit"),
+        ("limit=ten", "invalid_parameter", "limit"),
+        ("limit=5&limit=6", "duplicate_parameter", "limit"),
+        ("page_token=garbage!", "invalid_page_token", "page_token"),
+        ("page_token=", "invalid_page_token", "page_token"),
+        ("since=2026-01-01T00:00:00Z", "unknown_parameter", "since"),
+        ("last_event_id=abc", "unknown_parameter", "last_event_id"),
+        ("colour=red", "unknown_parameter", "colour"),
+        ("category=Bad_Slug", "invalid_parameter", "category"),
+        (
+            "min_budget_cents=-1",
+            "invalid_parameter",
+            "min_budget_cents",
+        ),
+        ("deadline_after=soon", "invalid_parameter", "deadline_after"),
+    ];
+    for (query, code, param) in cases {
+        let response = http()
+            .get(f.url(&format!("/api/v1/tasks?{query}")))
+            .send()
+            .await
+            .expect("request");
+        expect_error(response, 400, code, Some(param)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_answers_preflights_and_wrong_methods_with_allow() {
+    let f = Function::on_shared("routes", &[]).await;
+    let paths = [
+        ("/api/v1/bounties/stream", "GET, OPTIONS"),
+        ("/api/v1/tasks", "GET, POST, OPTIONS"),
+        ("/api/v1/tasks/01JABCDEFGHJKMNPQRSTVWXYZ0", "GET, OPTIONS"),
+    ];
+    for (path, allow) in paths {
+        let preflight = http()
+            .request(reqwest::Method::OPTIONS, f.url(path))
+            .header("origin", "https://agent.example")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .expect("preflight");
+        assert_eq!(preflight.status(), 204, "{path}");
+        let headers = preflight.headers();
+        assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
+        assert_eq!(headers["access-control-allow-methods"], allow, "{path}");
+        assert!(headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("idempotency-key"));
+        for method in [
+            reqwest::Method::PUT,
+            reqwest::Method::DELETE,
+            reqwest::Method::PATCH,
+        ] {
+            let headers = expect_error(
+                http()
+                    .request(method.clone(), f.url(path))
+                    .send()
+                    .await
+                    .expect("req"),
+                405,
+                "method_not_allowed",
+                None,
+            )
+            .await;
+            assert_eq!(headers["allow"], allow, "{method} {path}");
+        }
+    }
+    let headers = expect_error(
+        http()
+            .post(f.url("/api/v1/tasks/01JABCDEFGHJKMNPQRSTVWXYZ0"))
+            .bearer_auth(TEST_KEY)
+            .json(&bounty_body("t", "python", 1, &[]))
+            .send()
+            .await
+            .expect("req"),
+        405,
+        "method_not_allowed",
+        None,
+    )
+    .await;
+    assert_eq!(headers["allow"], "GET, OPTIONS");
+    for unknown in ["/", "/api/v1", "/api/v1/tasks/a/b", "/api/v2/tasks"] {
+        expect_error(
+            http().get(f.url(unknown)).send().await.expect("req"),
+            404,
+            "not_found",
+            None,
+        )
+        .await;
+    }
 }

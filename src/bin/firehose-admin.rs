@@ -100,10 +100,10 @@ const DEMO: [(&str, &str, u64, &[&str]); 5] = [
 
 async fn seed(store: DynamoFeedStore, count: usize) -> Result<(), String> {
     let now = Utc::now();
-    let drafts: Vec<(String, BountyDraft)> = (0..count)
+    let drafts: Vec<BountyDraft> = (0..count)
         .map(|n| {
             let (title, category, budget_cents, tags) = DEMO[n % DEMO.len()];
-            let draft = BountyDraft {
+            BountyDraft {
                 title: title.to_owned(),
                 description: format!("Demo bounty #{} seeded by firehose-admin.", n + 1),
                 category: category.to_owned(),
@@ -111,8 +111,7 @@ async fn seed(store: DynamoFeedStore, count: usize) -> Result<(), String> {
                 currency: "USD".to_owned(),
                 tags: tags.iter().map(|t| (*t).to_owned()).collect(),
                 deadline: now + Duration::days(14 + n as i64),
-            };
-            (ulid::Ulid::new().to_string(), draft)
+            }
         })
         .collect();
     for chunk in drafts.chunks(firehose::publish::MAX_BATCH) {

@@ -26,8 +26,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("content type is not JSON")]
     UnsupportedMediaType,
-    #[error("not implemented yet")]
-    NotImplemented,
+    #[error("no such bounty")]
+    NoSuchBounty,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -65,12 +65,14 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ApiError::NoSuchBounty => StatusCode::NOT_FOUND,
             ApiError::Store(_)
             | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Publish(PublishError::BatchSize(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Publish(PublishError::BatchSize(_) | PublishError::Claimed) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -107,10 +109,10 @@ impl ApiError {
                 Some("Content-Type"),
                 "send the body as JSON with Content-Type: application/json".into(),
             ),
-            ApiError::NotImplemented => (
-                "not_implemented",
-                None,
-                "this endpoint is not available yet".into(),
+            ApiError::NoSuchBounty => (
+                "not_found",
+                Some("id"),
+                "no bounty with this id (ids are issued by POST /api/v1/tasks; a bounty is kept until its deadline)".into(),
             ),
             ApiError::Store(err) => {
                 tracing::error!(error = %err, "store request failed");
@@ -123,7 +125,9 @@ impl ApiError {
             ApiError::Publish(err) => {
                 tracing::error!(error = %err, "publish failed");
                 match err {
-                    PublishError::BatchSize(_) => ("internal", None, "internal error".into()),
+                    PublishError::BatchSize(_) | PublishError::Claimed => {
+                        ("internal", None, "internal error".into())
+                    }
                     _ => (
                         "store_unavailable",
                         None,

@@ -16,6 +16,7 @@ pub mod cors;
 pub mod error;
 mod publish;
 mod stream;
+mod tasks;
 
 pub use body::ResponseBody;
 pub use error::ApiError;
@@ -59,7 +60,8 @@ impl<S> App<S> {
 enum Route {
     Stream,
     Tasks,
-    Task,
+    /// One bounty, by id (as it appears in the path: ids are plain ASCII).
+    Task(String),
 }
 
 impl Route {
@@ -69,14 +71,14 @@ impl Route {
             "tasks" => Some(Route::Tasks),
             rest => {
                 let id = rest.strip_prefix("tasks/")?;
-                (!id.is_empty() && !id.contains('/')).then_some(Route::Task)
+                (!id.is_empty() && !id.contains('/')).then(|| Route::Task(id.to_owned()))
             }
         }
     }
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Stream | Route::Task => "GET, OPTIONS",
+            Route::Stream | Route::Task(_) => "GET, OPTIONS",
             Route::Tasks => "GET, POST, OPTIONS",
         }
     }
@@ -117,7 +119,8 @@ async fn route<S: FeedReader + FeedWriter>(
         (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow())),
         (Route::Stream, &Method::GET) => stream::open(app, &req).await,
         (Route::Tasks, &Method::POST) => publish::publish(app, &req).await,
-        (Route::Tasks | Route::Task, &Method::GET) => Err(ApiError::NotImplemented),
+        (Route::Tasks, &Method::GET) => tasks::list(app, &req).await,
+        (Route::Task(id), &Method::GET) => tasks::get(app, &id).await,
         (route, _) => Err(ApiError::MethodNotAllowed {
             allow: route.allow(),
         }),
@@ -144,7 +147,11 @@ mod tests {
     fn routes() {
         assert_eq!(Route::of("/api/v1/bounties/stream"), Some(Route::Stream));
         assert_eq!(Route::of("/api/v1/tasks"), Some(Route::Tasks));
-        assert_eq!(Route::of("/api/v1/tasks/01J"), Some(Route::Task));
+        assert_eq!(
+            Route::of("/api/v1/tasks/01J"),
+            Some(Route::Task("01J".into()))
+        );
+
         for none in [
             "/",
             "/api/v1/tasks/",

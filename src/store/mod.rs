@@ -1,7 +1,7 @@
 //! The feed store as the core sees it: a dense, append-only log per shard.
 //!
 //! Small traits, one per concern, implemented at the edge by [`dynamo`]. The stream
-//! loop needs only [`FeedReader`]; the publisher only [`FeedWriter`].
+//! loop and the backfill need only [`FeedReader`]; the publisher only [`FeedWriter`].
 
 use std::future::Future;
 
@@ -44,6 +44,9 @@ pub enum AppendError {
     /// Another publisher appended first: the head moved; take it again and retry.
     #[error("the shard head moved")]
     HeadMoved,
+    /// The idempotency key was claimed by another append first.
+    #[error("the idempotency key is already claimed")]
+    Claimed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,18 +70,60 @@ pub trait FeedReader: FeedHeads {
         after: Position,
         limit: usize,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// Up to `limit` entries of `shard` strictly before `before`, newest first.
+    fn read_before(
+        &self,
+        shard: usize,
+        before: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+
+    /// The bounty `id` of `shard` created at `created_ms`, if the log still holds it.
+    fn find(
+        &self,
+        shard: usize,
+        created_ms: u64,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Bounty>, StoreError>> + Send;
+}
+
+/// An idempotency key taken by an append, in the same all-or-nothing write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// The key, already hashed with the publisher's identity (never the raw key).
+    pub key_hash: String,
+    /// SHA-256 of the request it was first used with.
+    pub request_sha256: String,
+    /// When the store may forget the claim (seconds since the epoch).
+    pub expires_at: u64,
+}
+
+/// What a claimed idempotency key recorded: the request and the bounty it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_sha256: String,
+    pub bounty: Bounty,
 }
 
 /// Appends to the log.
 pub trait FeedWriter: FeedHeads {
     /// Appends `entries` (their positions follow `expected_head` densely) only if the
-    /// head is still `expected_head`; all or nothing.
+    /// head is still `expected_head` and `claim`'s key is not taken yet; all or nothing.
+    /// A claim records the first entry's bounty.
     fn append_after(
         &self,
         shard: usize,
         expected_head: Position,
         entries: Vec<LogEntry>,
+        claim: Option<&IdempotencyClaim>,
     ) -> impl Future<Output = Result<(), AppendError>> + Send;
+
+    /// The record of a claimed idempotency key, read consistently.
+    fn idempotency_record(
+        &self,
+        key_hash: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, StoreError>> + Send;
 }
 
 /// Reads the heads of every shard, concurrently.

@@ -61,6 +61,14 @@ impl Subscriber {
         }
     }
 
+    /// A subscriber that starts from `cursor`, sent as `Last-Event-ID` like a resume.
+    pub fn resuming(url: String, cursor: &str) -> Self {
+        Self {
+            last_event_id: Some(cursor.to_owned()),
+            ..Self::new(url)
+        }
+    }
+
     /// Opens the stream (with `Last-Event-ID` if one was seen), insisting on 200.
     pub async fn connect(&mut self) {
         let mut request = http().get(&self.url);

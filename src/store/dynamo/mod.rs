@@ -4,6 +4,8 @@
 //! - head: `pk = "head#<shard>"`, `sk = "head"`, `seq` (N), `last_ms` (N)
 //! - entry: `pk = "feed#<shard>"`, `sk = "<created_ms:13>#<seq:12>"`, `seq` (N),
 //!   `id` (S), `bounty` (S, the public JSON), `expires_at` (N, the TTL)
+//! - idempotency claim: `pk = "idem#<key hash>"`, `sk = "idem"`, `request_sha256` (S),
+//!   `bounty` (S), `expires_at` (N)
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +17,10 @@ use aws_sdk_dynamodb::Client;
 
 use crate::bounty::Bounty;
 use crate::cursor::Position;
-use crate::store::{AppendError, FeedHeads, FeedReader, FeedWriter, LogEntry, Page, StoreError};
+use crate::store::{
+    AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, IdempotencyRecord, LogEntry,
+    Page, StoreError,
+};
 
 pub mod schema;
 
@@ -68,6 +73,12 @@ fn feed_pk(shard: usize) -> String {
     format!("feed#{shard}")
 }
 
+fn idem_pk(key_hash: &str) -> String {
+    format!("idem#{key_hash}")
+}
+
+const IDEM_SK: &str = "idem";
+
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
@@ -96,6 +107,10 @@ fn corrupt(key: &str, detail: impl Into<String>) -> StoreError {
         key: key.to_owned(),
         detail: detail.into(),
     }
+}
+
+fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
 }
 
 fn decode_entry(item: &HashMap<String, AttributeValue>) -> Result<LogEntry, StoreError> {
@@ -169,6 +184,73 @@ impl FeedReader for DynamoFeedStore {
             entries,
         })
     }
+
+    async fn read_before(
+        &self,
+        shard: usize,
+        before: Position,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk < :before")
+            .expression_attribute_values(":pk", s(feed_pk(shard)))
+            .expression_attribute_values(":before", s(before.sort_key()))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|err| unavailable("Query", err))?;
+        let entries = output
+            .items()
+            .iter()
+            .map(decode_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            more: output.last_evaluated_key().is_some(),
+            entries,
+        })
+    }
+
+    async fn find(
+        &self,
+        shard: usize,
+        created_ms: u64,
+        id: &str,
+    ) -> Result<Option<crate::bounty::Bounty>, StoreError> {
+        if shard >= self.shards {
+            return Ok(None);
+        }
+        // Every entry created in that millisecond: a batch at most, usually one.
+        let first = Position { created_ms, seq: 0 };
+        let last = Position {
+            created_ms,
+            seq: crate::cursor::MAX_SEQ,
+        };
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .filter_expression("id = :id")
+            .expression_attribute_values(":pk", s(feed_pk(shard)))
+            .expression_attribute_values(":first", s(first.sort_key()))
+            .expression_attribute_values(":last", s(last.sort_key()))
+            .expression_attribute_values(":id", s(id))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| unavailable("Query", err))?;
+            if let Some(item) = page.items().first() {
+                return decode_entry(item).map(|entry| Some(entry.bounty));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl FeedWriter for DynamoFeedStore {
@@ -177,6 +259,7 @@ impl FeedWriter for DynamoFeedStore {
         shard: usize,
         expected_head: Position,
         entries: Vec<LogEntry>,
+        claim: Option<&IdempotencyClaim>,
     ) -> Result<(), AppendError> {
         let Some(last) = entries.last().map(|entry| entry.position) else {
             return Ok(());
@@ -207,7 +290,10 @@ impl FeedWriter for DynamoFeedStore {
         for entry in &entries {
             let json = serde_json::to_string(&entry.bounty)
                 .map_err(|err| AppendError::Store(corrupt(&entry.bounty.id, err.to_string())))?;
-            let expires_at = entry.position.created_ms / 1000 + self.retention.as_secs();
+            // Kept for the look-back window (resumes) and at least until the deadline
+            // (the backfill lists open bounties, and `GET /api/v1/tasks/{id}` finds them).
+            let expires_at = (entry.position.created_ms / 1000 + self.retention.as_secs())
+                .max(u64::try_from(entry.bounty.deadline.timestamp()).unwrap_or(0));
             let put = Put::builder()
                 .table_name(&self.table)
                 .item("pk", s(feed_pk(shard)))
@@ -221,6 +307,22 @@ impl FeedWriter for DynamoFeedStore {
                 .map_err(|err| build("entry put", err))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
+        if let (Some(claim), Some(first)) = (claim, entries.first()) {
+            let json = serde_json::to_string(&first.bounty)
+                .map_err(|err| AppendError::Store(corrupt(&first.bounty.id, err.to_string())))?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(idem_pk(&claim.key_hash)))
+                .item("sk", s(IDEM_SK))
+                .item("request_sha256", s(claim.request_sha256.clone()))
+                .item("bounty", s(json))
+                .item("expires_at", n(claim.expires_at))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|err| build("idempotency claim put", err))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let claim_index = claim.map(|_| items.len() - 1);
         match self
             .client
             .transact_write_items()
@@ -232,7 +334,15 @@ impl FeedWriter for DynamoFeedStore {
             Err(err) => {
                 let lost_race = match err.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                        cancelled.cancellation_reasons().iter().any(|reason| {
+                        let reasons = cancelled.cancellation_reasons();
+                        // Reasons come in item order; the claim is the last item.
+                        let claim_taken = claim_index
+                            .and_then(|index| reasons.get(index))
+                            .is_some_and(|reason| reason.code() == Some("ConditionalCheckFailed"));
+                        if claim_taken {
+                            return Err(AppendError::Claimed);
+                        }
+                        reasons.iter().any(|reason| {
                             matches!(
                                 reason.code(),
                                 Some("ConditionalCheckFailed" | "TransactionConflict")
@@ -249,6 +359,43 @@ impl FeedWriter for DynamoFeedStore {
                 }
             }
         }
+    }
+
+    async fn idempotency_record(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read_idempotency_record(key_hash).await
+    }
+}
+
+impl DynamoFeedStore {
+    async fn read_idempotency_record(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let key = idem_pk(key_hash);
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.clone()))
+            .key("sk", s(IDEM_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| unavailable("GetItem", err))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let request_sha256 = string(item, "request_sha256")
+            .ok_or_else(|| corrupt(&key, "claim without request_sha256"))?;
+        let json = string(item, "bounty").ok_or_else(|| corrupt(&key, "claim without bounty"))?;
+        let bounty = serde_json::from_str(json).map_err(|err| corrupt(&key, err.to_string()))?;
+        Ok(Some(IdempotencyRecord {
+            request_sha256: request_sha256.to_owned(),
+            bounty,
+        }))
     }
 }
 

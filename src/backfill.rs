@@ -1,0 +1,371 @@
+//! The backfill (`GET /api/v1/tasks`): open bounties matching a filter, newest first,
+//! paged, from a snapshot that hands over exactly to the stream.
+//!
+//! The first page reads every shard's head: that is the snapshot. Pages list entries
+//! at or before the snapshot's heads, walking each shard's log backwards and merging
+//! shards by creation time; the snapshot itself, as a cursor, is the `stream_cursor`.
+//! A stream resumed from it delivers exactly the entries after those heads, so
+//! backfill plus stream is every bounty once, however publishes interleave.
+//!
+//! The page token carries the snapshot, a fingerprint of the filter and, per shard,
+//! where the walk stopped. Pure logic over [`FeedReader`].
+
+use std::collections::VecDeque;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::bounty::Bounty;
+use crate::cursor::{Cursor, Position, MAX_CREATED_MS, MAX_SEQ};
+use crate::filter::Filter;
+use crate::store::{heads, FeedReader, LogEntry, StoreError};
+use crate::{timefmt, InputError, InputErrorCode};
+
+/// Entries read per shard per Query while walking back.
+const READ_CHUNK: usize = 200;
+/// Queries one page may spend; a page cut short still returns a token, so a very
+/// selective filter costs several small requests instead of one unbounded one.
+const MAX_READS_PER_PAGE: usize = 16;
+
+/// Where a listing is: its snapshot and, per shard, the walk's next upper bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    /// The snapshot: the heads read by the first page, as a stream cursor.
+    pub snapshot: Cursor,
+    /// The filter the listing was started with (a fingerprint).
+    pub filter_fingerprint: String,
+    /// Per shard: list entries strictly before this position; `None` when done.
+    pub before: Vec<Option<Position>>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    pub bounties: Vec<Bounty>,
+    /// `None` when the listing is complete.
+    pub next: Option<PageToken>,
+    /// The cursor a stream continues from, the same on every page.
+    pub stream_cursor: Cursor,
+}
+
+/// A short fingerprint of the normalised filter, so a token is not reused with
+/// another filter (the pages would silently mix two listings).
+pub fn fingerprint(filter: &Filter) -> String {
+    let json = serde_json::to_string(filter).unwrap_or_default();
+    hex::encode(&Sha256::digest(json.as_bytes())[..8])
+}
+
+/// Whether a bounty is open at `now` and matches `filter`.
+pub fn lists(filter: &Filter, bounty: &Bounty, now: DateTime<Utc>) -> bool {
+    filter.matches(bounty) && bounty.deadline > now
+}
+
+impl PageToken {
+    /// The first page's token: the walk starts just after each head.
+    fn start(snapshot: Cursor, filter_fingerprint: String) -> Self {
+        let before = snapshot
+            .positions
+            .iter()
+            .map(|head| {
+                (head.seq > 0).then(|| Position {
+                    created_ms: head.created_ms,
+                    seq: head.seq + 1,
+                })
+            })
+            .collect();
+        Self {
+            snapshot,
+            filter_fingerprint,
+            before,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = format!("1.{}.{}", self.filter_fingerprint, self.snapshot.encode());
+        for bound in &self.before {
+            match bound {
+                Some(position) => {
+                    text.push_str(&format!(".{}-{}", position.created_ms, position.seq))
+                }
+                None => text.push_str(".x"),
+            }
+        }
+        URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// Decodes a token for `filter` on a feed of `shards` shards.
+    pub fn decode(text: &str, filter: &Filter, shards: usize) -> Result<PageToken, InputError> {
+        let invalid = |why: &str| {
+            InputError::new(
+                InputErrorCode::InvalidPageToken,
+                "page_token",
+                format!("page_token {why}; start the listing again without it"),
+            )
+        };
+        let malformed = || invalid("is not a token issued by this endpoint");
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|_| malformed())?;
+        let plain = std::str::from_utf8(&bytes).map_err(|_| malformed())?;
+        let mut parts = plain.split('.');
+        if parts.next() != Some("1") {
+            return Err(malformed());
+        }
+        let filter_fingerprint = parts.next().ok_or_else(malformed)?.to_owned();
+        let snapshot_text = parts.next().ok_or_else(malformed)?;
+        let snapshot = Cursor::decode_unchecked(snapshot_text).ok_or_else(malformed)?;
+        let before = parts
+            .map(|part| match part {
+                "x" => Some(None),
+                pair => {
+                    let (ms, seq) = pair.split_once('-')?;
+                    let position = Position {
+                        created_ms: ms.parse().ok()?,
+                        seq: seq.parse().ok()?,
+                    };
+                    (position.created_ms <= MAX_CREATED_MS && position.seq <= MAX_SEQ + 1)
+                        .then_some(Some(position))
+                }
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(malformed)?;
+        if before.len() != snapshot.positions.len() {
+            return Err(malformed());
+        }
+        if filter_fingerprint != fingerprint(filter) {
+            return Err(invalid("was issued for a different filter"));
+        }
+        if before.len() != shards {
+            return Err(invalid(
+                "was issued when the feed had another number of shards",
+            ));
+        }
+        Ok(PageToken {
+            snapshot,
+            filter_fingerprint,
+            before,
+        })
+    }
+}
+
+/// One shard's part of the walk: entries read but not yet listed, and where to read.
+struct ShardWalk {
+    /// Newest first.
+    buffer: VecDeque<LogEntry>,
+    /// Read entries strictly before this next; `None` when nothing is left to read.
+    read_before: Option<Position>,
+    /// The token's bound: before the last entry taken from this shard.
+    listed_before: Option<Position>,
+}
+
+/// Lists one page: the first (a new snapshot) when `token` is `None`.
+pub async fn list_page<R: FeedReader>(
+    store: &R,
+    filter: &Filter,
+    limit: usize,
+    token: Option<PageToken>,
+    now: DateTime<Utc>,
+) -> Result<ListPage, StoreError> {
+    let token = match token {
+        Some(token) => token,
+        None => {
+            let snapshot = Cursor {
+                issued_ms: timefmt::to_millis(now),
+                positions: heads(store).await?,
+            };
+            PageToken::start(snapshot, fingerprint(filter))
+        }
+    };
+    let mut walks: Vec<ShardWalk> = token
+        .before
+        .iter()
+        .map(|bound| ShardWalk {
+            buffer: VecDeque::new(),
+            read_before: *bound,
+            listed_before: *bound,
+        })
+        .collect();
+
+    let mut bounties = Vec::new();
+    let mut reads = 0;
+    'page: while bounties.len() < limit {
+        // Every shard still walking needs its next entry in hand before the newest
+        // of them can be chosen.
+        for (shard, walk) in walks.iter_mut().enumerate() {
+            if !walk.buffer.is_empty() {
+                continue;
+            }
+            let Some(before) = walk.read_before else {
+                continue;
+            };
+            if reads == MAX_READS_PER_PAGE {
+                break 'page;
+            }
+            reads += 1;
+            let page = store.read_before(shard, before, READ_CHUNK).await?;
+            walk.read_before = match page.entries.last() {
+                Some(oldest) if page.more => Some(oldest.position),
+                _ => None,
+            };
+            walk.buffer.extend(page.entries);
+        }
+        let newest = walks
+            .iter()
+            .enumerate()
+            .filter_map(|(shard, walk)| {
+                let entry = walk.buffer.front()?;
+                Some((
+                    (entry.position.created_ms, shard, entry.position.seq),
+                    shard,
+                ))
+            })
+            .max();
+        let Some((_, shard)) = newest else {
+            break;
+        };
+        let walk = &mut walks[shard];
+        if let Some(entry) = walk.buffer.pop_front() {
+            walk.listed_before = Some(entry.position);
+            if lists(filter, &entry.bounty, now) {
+                bounties.push(entry.bounty);
+            }
+        }
+    }
+
+    let before: Vec<Option<Position>> = walks
+        .iter()
+        .map(|walk| {
+            let done = walk.buffer.is_empty() && walk.read_before.is_none();
+            if done {
+                None
+            } else {
+                walk.listed_before
+            }
+        })
+        .collect();
+    let next = before.iter().any(Option::is_some).then(|| PageToken {
+        snapshot: token.snapshot.clone(),
+        filter_fingerprint: token.filter_fingerprint.clone(),
+        before,
+    });
+    Ok(ListPage {
+        bounties,
+        next,
+        stream_cursor: token.snapshot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Cursor {
+        Cursor {
+            issued_ms: 1_800_000_000_000,
+            positions: vec![
+                Position {
+                    created_ms: 1_799_999_999_000,
+                    seq: 42,
+                },
+                Position::START,
+            ],
+        }
+    }
+
+    #[test]
+    fn a_new_walk_starts_just_after_each_head_and_skips_empty_shards() {
+        let token = PageToken::start(snapshot(), "f".into());
+        assert_eq!(
+            token.before,
+            vec![
+                Some(Position {
+                    created_ms: 1_799_999_999_000,
+                    seq: 43
+                }),
+                None
+            ]
+        );
+        let head_key = snapshot().positions[0].sort_key();
+        assert!(head_key < token.before[0].expect("bound").sort_key());
+    }
+
+    #[test]
+    fn tokens_round_trip_and_are_bound_to_their_filter_and_shards() {
+        let filter = Filter {
+            categories: vec!["python".into()],
+            ..Filter::default()
+        };
+        let mut token = PageToken::start(snapshot(), fingerprint(&filter));
+        token.before[0] = Some(Position {
+            created_ms: 1_799_999_000_000,
+            seq: 7,
+        });
+        let text = token.encode();
+        assert_eq!(PageToken::decode(&text, &filter, 2), Ok(token));
+
+        let other = Filter::default();
+        let err = PageToken::decode(&text, &other, 2).expect_err("other filter");
+        assert_eq!(err.code, InputErrorCode::InvalidPageToken);
+        assert!(err.message.contains("different filter"), "{}", err.message);
+        let err = PageToken::decode(&text, &filter, 3).expect_err("other shard count");
+        assert!(err.message.contains("shards"), "{}", err.message);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_as_page_token_errors() {
+        let filter = Filter::default();
+        let good = PageToken::start(snapshot(), fingerprint(&filter)).encode();
+        let truncated = &good[..good.len() - 3];
+        for junk in [
+            "",
+            "%%%",
+            "bm90IGEgdG9rZW4",
+            truncated,
+            &URL_SAFE_NO_PAD.encode("1.abc.zzz.x.x"),
+            &URL_SAFE_NO_PAD.encode(format!(
+                "1.{}.{}.1-2",
+                fingerprint(&filter),
+                snapshot().encode()
+            )),
+        ] {
+            let err = PageToken::decode(junk, &filter, 2).expect_err(junk);
+            assert_eq!(err.code, InputErrorCode::InvalidPageToken, "{junk}");
+            assert_eq!(err.param, "page_token");
+        }
+    }
+
+    #[test]
+    fn only_open_bounties_before_their_deadline_are_listed() {
+        let deadline = timefmt::parse("2030-01-01T00:00:00Z").expect("valid");
+        let bounty = Bounty {
+            id: "a".into(),
+            title: "t".into(),
+            description: String::new(),
+            category: "python".into(),
+            budget_cents: 100,
+            currency: "USD".into(),
+            tags: vec![],
+            deadline,
+            created_at: deadline - chrono::Duration::days(10),
+            status: crate::bounty::BountyStatus::Open,
+        };
+        let filter = Filter::default();
+        assert!(lists(
+            &filter,
+            &bounty,
+            deadline - chrono::Duration::seconds(1)
+        ));
+        assert!(!lists(&filter, &bounty, deadline));
+        let closed = Bounty {
+            status: crate::bounty::BountyStatus::Closed,
+            ..bounty
+        };
+        assert!(!lists(
+            &filter,
+            &closed,
+            deadline - chrono::Duration::days(1)
+        ));
+    }
+}

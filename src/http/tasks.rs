@@ -1,0 +1,93 @@
+//! `GET /api/v1/tasks` (the backfill) and `GET /api/v1/tasks/{id}` (one bounty).
+
+use chrono::Utc;
+use http::{header, HeaderValue, Response, StatusCode};
+use lambda_http::Request;
+use serde::Serialize;
+
+use super::body::{full, ResponseBody};
+use super::{cors, query_pairs, ApiError, App};
+use crate::backfill::{list_page, PageToken};
+use crate::bounty::Bounty;
+use crate::filter::parse_list_query;
+use crate::publish::locate;
+use crate::store::FeedReader;
+
+/// The backfill's body.
+#[derive(Serialize)]
+struct ListBody<'a> {
+    bounties: &'a [Bounty],
+    next_page_token: Option<String>,
+    stream_cursor: String,
+}
+
+pub async fn list<S: FeedReader>(
+    app: &App<S>,
+    req: &Request,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let query = parse_list_query(&query_pairs(req))?;
+    let shards = app.store.shard_count();
+    let token = query
+        .page_token
+        .as_deref()
+        .map(|text| PageToken::decode(text, &query.filter, shards))
+        .transpose()?;
+    let continued = token.is_some();
+    let page = list_page(
+        app.store.as_ref(),
+        &query.filter,
+        query.limit,
+        token,
+        Utc::now(),
+    )
+    .await?;
+    let stream_cursor = page.stream_cursor.encode();
+    tracing::info!(
+        filter = %serde_json::to_string(&query.filter).unwrap_or_default(),
+        limit = query.limit,
+        continued,
+        listed = page.bounties.len(),
+        more = page.next.is_some(),
+        stream_cursor = %stream_cursor,
+        "backfill page"
+    );
+    let body = ListBody {
+        bounties: &page.bounties,
+        next_page_token: page.next.map(|token| token.encode()),
+        stream_cursor,
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+pub async fn get<S: FeedReader>(
+    app: &App<S>,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (shard, created_ms) = locate(id).ok_or(ApiError::NoSuchBounty)?;
+    if shard >= app.store.shard_count() {
+        return Err(ApiError::NoSuchBounty);
+    }
+    // Ids are case-insensitive (Crockford base32); the store holds the canonical form.
+    let canonical = id.to_ascii_uppercase();
+    let bounty = app
+        .store
+        .find(shard, created_ms, &canonical)
+        .await?
+        .ok_or(ApiError::NoSuchBounty)?;
+    Ok(json_response(StatusCode::OK, &bounty))
+}
+
+/// A JSON response with the headers every JSON answer carries.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<ResponseBody> {
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(full(json));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    cors::add_origin(headers);
+    response
+}
