@@ -238,4 +238,61 @@ async fn publish_converts_money_exactly_and_needs_the_key() {
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+
+    // The same idempotency key twice: one bounty.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let output = firehose(&f)
+            .env("FIREHOSE_API_KEY", TEST_KEY)
+            .args(args)
+            .args(["--idempotency-key", "cli-test-1"])
+            .output()
+            .await
+            .expect("run");
+        assert_eq!(output.status.code(), Some(0));
+        let bounty: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        ids.push(bounty["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[0], bounty["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_lists_open_matches_newest_first_up_to_the_limit() {
+    let f = Function::on_shared("cli-backfill", &[]).await;
+    let mut matches = Vec::new();
+    for i in 0..4 {
+        matches.push(
+            f.publish(&bounty_body(&format!("m{i}"), "python", 50_000, &[]))
+                .await,
+        );
+        f.publish(&bounty_body(&format!("cheap {i}"), "python", 49_999, &[]))
+            .await;
+    }
+    let output = firehose(&f)
+        .args([
+            "backfill",
+            "--category",
+            "python",
+            "--min-budget",
+            "500",
+            "--limit",
+            "3",
+        ])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    let ids: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let newest_first: Vec<String> = matches.iter().rev().take(3).cloned().collect();
+    assert_eq!(ids, newest_first);
 }

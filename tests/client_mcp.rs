@@ -1,6 +1,6 @@
 //! `firehose mcp` driven by a real MCP client (the Python `mcp` package, installed by
 //! scripts/test into .local/venv): list the tools, call subscribe_bounties with
-//! max_results 1, publish a match while it waits, get that bounty back.
+//! max_results 1, publish a match while it waits, get that bounty back; then list_bounties.
 
 mod common;
 
@@ -107,6 +107,18 @@ async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
     assert_eq!(bounties[0]["id"], wanted.as_str());
     assert_eq!(bounties[0]["budget_cents"], 75_000);
     assert_eq!(result["result"]["timed_out"], false);
+
+    // list_bounties (the backfill) has it too, with the cheaper python one.
+    let listed = next(&mut lines).await;
+    assert_eq!(listed["is_error"], false, "{listed}");
+    let titles: Vec<&str> = listed["listed"]["bounties"]
+        .as_array()
+        .expect("bounties")
+        .iter()
+        .map(|b| b["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["the match", "not enough"]);
+    assert!(listed["listed"]["stream_cursor"].is_string());
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .expect("the MCP client exits")

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::{bounty_body, eventually, Function};
-use firehose_client::{Client, ClientError, Filter, SubscriptionEvent};
+use firehose_client::{Client, ClientError, Filter, StartAt, SubscribeOptions, SubscriptionEvent};
 use futures_util::StreamExt;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -27,12 +27,13 @@ struct Seen {
     end: Option<String>,
 }
 
-/// Runs `client.subscribe_events(filter)` in the background.
-fn collect(client: Client, filter: Filter) -> Arc<Mutex<Seen>> {
+/// Runs `client.subscribe_events(options)` in the background.
+fn collect(client: Client, options: impl Into<SubscribeOptions>) -> Arc<Mutex<Seen>> {
+    let options = options.into();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let sink = seen.clone();
     tokio::spawn(async move {
-        let mut events = std::pin::pin!(client.subscribe_events(filter));
+        let mut events = std::pin::pin!(client.subscribe_events(options));
         while let Some(event) = events.next().await {
             let mut seen = sink.lock().unwrap();
             match event {
@@ -277,4 +278,66 @@ async fn a_bad_filter_ends_the_subscription_with_the_servers_message_and_no_retr
     );
     tokio::time::sleep(2 * SECOND).await;
     assert_eq!(proxy.stream_requests(), 1, "a 4xx is never retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_then_stream_hands_over_without_a_gap_or_a_repeat() {
+    let f = Function::on_shared("sdk-backfill", &[("POLL_INTERVAL_MS", "200")]).await;
+    let mut published = Vec::new();
+    for i in 0..7 {
+        published.push(
+            f.publish(&bounty_body(&format!("old {i}"), "python", 50_000, &[]))
+                .await,
+        );
+        f.publish(&bounty_body(&format!("old cheap {i}"), "python", 100, &[]))
+            .await;
+    }
+    // Pages of 2 make the backfill follow page tokens; publishing goes on meanwhile,
+    // so some bounties land around the snapshot.
+    let sdk = Client::builder(&f.base)
+        .dedupe_window(0)
+        .page_size(2)
+        .build()
+        .expect("client");
+    let seen = collect(
+        sdk,
+        SubscribeOptions {
+            filter: python(),
+            start: StartAt::Backfill { max: 1000 },
+        },
+    );
+    for i in 0..10 {
+        published.push(
+            f.publish(&bounty_body(&format!("new {i}"), "python", 50_000, &[]))
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Backfilled oldest first, then streamed: together, exactly the publish order.
+    assert_exactly_once(&seen, &published).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_follows_pages_newest_first_up_to_the_limit() {
+    let f = Function::on_shared("sdk-pages", &[]).await;
+    let mut published = Vec::new();
+    for i in 0..5 {
+        published.push(
+            f.publish(&bounty_body(&format!("b{i}"), "python", 50_000, &[]))
+                .await,
+        );
+    }
+    let sdk = Client::builder(&f.base)
+        .page_size(2)
+        .build()
+        .expect("client");
+    let (bounties, cursor) = sdk.backfill(&python(), 4).await.expect("backfill");
+    let ids: Vec<_> = bounties.iter().map(|b| b.id.clone()).collect();
+    let newest_first: Vec<_> = published.iter().rev().take(4).cloned().collect();
+    assert_eq!(ids, newest_first);
+    assert!(!cursor.is_empty());
+    let one = sdk.get(&published[0]).await.expect("get");
+    assert_eq!(one.title, "b0");
+    let missing = sdk.get("01ARZ3NDEKTSV4RRFFQ69G5FAV").await.unwrap_err();
+    assert_eq!(missing.code(), Some("not_found"), "{missing}");
 }

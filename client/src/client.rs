@@ -38,6 +38,8 @@ pub struct Settings {
     pub max_failures: Option<u32>,
     /// Timeout of the one-shot REST calls.
     pub request_timeout: Duration,
+    /// Bounties per backfill page (1..=100).
+    pub page_size: u32,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             dedupe_window: 10_000,
             max_failures: None,
             request_timeout: Duration::from_secs(30),
+            page_size: MAX_PAGE_SIZE,
         }
     }
 }
@@ -105,6 +108,12 @@ impl ClientBuilder {
     /// Timeout of the REST calls (backfill, get, publish); default 30 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.request_timeout = timeout;
+        self
+    }
+
+    /// Bounties per page when [`Client::backfill`] follows pages (default and most: 100).
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.settings.page_size = size.clamp(1, MAX_PAGE_SIZE);
         self
     }
 
@@ -210,7 +219,9 @@ impl Client {
         let mut cursor: Option<String> = None;
         loop {
             let left = max.saturating_sub(bounties.len());
-            let size = u32::try_from(left).unwrap_or(u32::MAX).min(MAX_PAGE_SIZE);
+            let size = u32::try_from(left)
+                .unwrap_or(u32::MAX)
+                .min(self.settings.page_size);
             let page = self
                 .list_page(filter, Some(size.max(1)), token.as_deref())
                 .await?;

@@ -6,6 +6,7 @@ Prints one JSON object per line, flushed, for the Rust test that runs it:
   {"tools": [...]}                       the tools listed, with their input schemas
   {"progress": p, "total": t, "message": m}   each progress notification
   {"result": ..., "is_error": bool}      what subscribe_bounties returned
+  {"listed": ..., "is_error": bool}      what list_bounties returned afterwards
 """
 
 import asyncio
@@ -37,6 +38,9 @@ async def main(binary, url):
                 progress_callback=on_progress,
             )
             emit({"result": result.structured_content, "is_error": result.is_error})
+
+            listed = await session.call_tool("list_bounties", {"category": ["python"], "limit": 5})
+            emit({"listed": listed.structured_content, "is_error": listed.is_error})
 
 
 if __name__ == "__main__":
