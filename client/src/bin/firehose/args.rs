@@ -17,7 +17,7 @@ when stdout is not a terminal, or with --json.
 
 Exit codes:
   0  success
-  1  runtime error (network, server error, unexpected answer, 401/403/429)
+  1  runtime error (network, server error, unexpected answer, 401/403/408/429)
   2  usage error: bad flags, or the server rejected the request as invalid (400, 404, 422...)
   3  --timeout passed before --max-results bounties arrived (before any bounty without
      --max-results); those that did arrive were printed

@@ -1,8 +1,9 @@
 //! Exit codes (documented in `firehose --help` and the README):
 //!
 //! - 0: success.
-//! - 1: runtime error: network, server error, an unexpected answer.
-//! - 2: usage error: bad flags, or the server rejected the request's input (4xx).
+//! - 1: runtime error: network, server error, an unexpected answer, 401/403/408/429.
+//! - 2: usage error: bad flags, or the server rejected the request as invalid (any
+//!   other 4xx: 400, 404, 413, 415, 422).
 //! - 3: `--timeout` passed before `--max-results` bounties arrived (before any
 //!   bounty without `--max-results`); those that did arrive were printed.
 
@@ -54,12 +55,42 @@ impl Failure {
 impl From<ClientError> for Failure {
     fn from(err: ClientError) -> Self {
         match &err {
-            ClientError::Rejected { status, .. } if *status != 401 && *status != 403 => {
+            // Not the request's content: the key, or the server's load.
+            ClientError::Rejected {
+                status: 401 | 403 | 408 | 429,
+                ..
+            } => Failure::runtime(format!("the server refused: {err}")),
+            ClientError::Rejected { .. } => {
                 Failure::usage(format!("the server rejected the request: {err}"))
             }
-            ClientError::Rejected { .. } => Failure::runtime(format!("the server refused: {err}")),
             ClientError::InvalidUrl { .. } => Failure::usage(err.to_string()),
             _ => Failure::runtime(err.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: u16) -> ClientError {
+        ClientError::Rejected {
+            status,
+            code: "c".into(),
+            param: None,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn invalid_requests_are_usage_errors_and_refusals_runtime_errors() {
+        for status in [400, 404, 413, 415, 422] {
+            assert_eq!(Failure::from(rejected(status)).code, USAGE, "{status}");
+        }
+        for status in [401, 403, 408, 429] {
+            assert_eq!(Failure::from(rejected(status)).code, RUNTIME, "{status}");
+        }
+        let network = ClientError::Protocol("x".into());
+        assert_eq!(Failure::from(network).code, RUNTIME);
     }
 }
