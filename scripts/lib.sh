@@ -183,6 +183,14 @@ ensure_schemathesis() {
   use_venv_path
 }
 
+# ensure_python_mcp: the Python `mcp` package (a real MCP stdio client, for the tests of
+# `firehose mcp`) in .local/venv; prints the venv's python.
+PYTHON_MCP_VERSION="${PYTHON_MCP_VERSION:-2.3.0}"
+ensure_python_mcp() {
+  _ensure_pip_package mcp "$PYTHON_MCP_VERSION"
+  printf '%s\n' "$VENV_DIR/bin/python"
+}
+
 use_venv_path() {
   case ":$PATH:" in
     ":$VENV_DIR/bin:"*) ;;

@@ -12,9 +12,11 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod dynamo;
 pub mod dynamo_proxy;
 pub mod function;
+pub mod proxy;
 pub mod sse;
 
 pub use dynamo::DynamoLocal;

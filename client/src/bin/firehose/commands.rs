@@ -1,0 +1,170 @@
+//! `subscribe`, `backfill` and `publish`.
+
+use std::io::Read;
+use std::pin::pin;
+
+use firehose_client::money::Money;
+use firehose_client::{Client, StartAt, SubscribeOptions, SubscriptionEvent};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::args::{BackfillArgs, PublishArgs, SubscribeArgs};
+use crate::exit::Failure;
+use crate::output::{Format, Printer};
+
+pub async fn subscribe(client: &Client, args: SubscribeArgs) -> Result<(), Failure> {
+    let client = Client::builder(client_url(client))
+        .heartbeat(args.heartbeat)
+        .build()?;
+    let format = Format::choose(args.json);
+    let mut printer = Printer::new(format);
+    let start = match (&args.since, args.backfill) {
+        (Some(since), _) => StartAt::Since(since.clone()),
+        (None, Some(max)) => StartAt::Backfill { max },
+        (None, None) => StartAt::Now,
+    };
+    let options = SubscribeOptions {
+        filter: args.filter.filter(),
+        start,
+    };
+    let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut events = pin!(client.subscribe_events(options));
+    let mut received: u64 = 0;
+    let mut announced = false;
+    loop {
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let wanted = args.max_results.unwrap_or(1);
+                    return if received >= wanted {
+                        Ok(())
+                    } else {
+                        Err(Failure::timeout(format!(
+                            "timed out after {} with {received} of {wanted} bounties",
+                            humantime::format_duration(args.timeout.unwrap_or_default())
+                        )))
+                    };
+                }
+            },
+            None => events.next().await,
+        };
+        match next {
+            None => return Ok(()),
+            Some(Err(err)) => return Err(err.into()),
+            Some(Ok(SubscriptionEvent::Connected(_))) => {
+                if format == Format::Human && !announced {
+                    eprintln!("connected; waiting for new bounties (Ctrl-C to stop)");
+                    announced = true;
+                }
+            }
+            Some(Ok(SubscriptionEvent::Reconnecting {
+                failures,
+                delay,
+                reason,
+            })) => {
+                if failures > 0 {
+                    eprintln!(
+                        "firehose: {reason}; reconnecting in {}",
+                        humantime::format_duration(round_ms(delay))
+                    );
+                }
+            }
+            Some(Ok(SubscriptionEvent::Bounty(bounty))) => {
+                if printer.bounty(&bounty).is_err() {
+                    return Ok(());
+                }
+                received += 1;
+                if args.max_results.is_some_and(|max| received >= max) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+pub async fn backfill(client: &Client, args: BackfillArgs) -> Result<(), Failure> {
+    let max = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let (bounties, _cursor) = client.backfill(&args.filter.filter(), max).await?;
+    let format = Format::choose(args.json);
+    let mut printer = Printer::new(format);
+    if bounties.is_empty() && format == Format::Human {
+        eprintln!("no open bounties match");
+    }
+    for bounty in &bounties {
+        if printer.bounty(bounty).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub async fn publish(client: &Client, args: PublishArgs) -> Result<(), Failure> {
+    let api_key = args
+        .api_key
+        .clone()
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| Failure::usage("no publish key: set FIREHOSE_API_KEY"))?;
+    let body = match &args.file {
+        Some(path) => read_json(path)?,
+        None => {
+            let mut body = serde_json::json!({
+                "title": args.title,
+                "category": args.category,
+                "budget_cents": args.budget,
+                "deadline": args.deadline,
+                "tags": args.tags,
+            });
+            if let Some(description) = &args.description {
+                body["description"] = Value::from(description.as_str());
+            }
+            if let Some(currency) = &args.currency {
+                body["currency"] = Value::from(currency.as_str());
+            }
+            body
+        }
+    };
+    let (bounty, created) = client
+        .publish_json(&body, &api_key, args.idempotency_key.as_deref())
+        .await?;
+    match Format::choose(args.json) {
+        Format::JsonLines => {
+            let _ = Printer::new(Format::JsonLines).bounty(&bounty);
+        }
+        Format::Human => {
+            let verb = if created {
+                "published"
+            } else {
+                "already published (same idempotency key)"
+            };
+            println!(
+                "{verb}: {} ({}, {}) id {}",
+                bounty.title,
+                Money(bounty.budget_cents, &bounty.currency),
+                bounty.category,
+                bounty.id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_json(path: &std::path::Path) -> Result<Value, Failure> {
+    let mut text = String::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|err| Failure::usage(format!("cannot read {}: {err}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|err| Failure::usage(format!("{} is not JSON: {err}", path.display())))
+}
+
+fn round_ms(delay: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(delay.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+fn client_url(client: &Client) -> &str {
+    client.base_url()
+}

@@ -1,0 +1,47 @@
+//! Client SDK for the firehose bounty stream, with the `firehose` CLI and MCP server
+//! built on it (the `cli` feature, on by default).
+//!
+//! ```no_run
+//! use firehose_client::{Client, Filter};
+//! use futures_util::StreamExt;
+//!
+//! # async fn run() -> Result<(), firehose_client::ClientError> {
+//! let client = Client::new("http://127.0.0.1:9000")?;
+//! let filter = Filter::new().category("python").min_budget_cents(50_000);
+//! let mut bounties = std::pin::pin!(client.subscribe(filter));
+//! while let Some(bounty) = bounties.next().await {
+//!     let bounty = bounty?; // an error is final: the stream ends after it
+//!     println!("{} {}", bounty.id, bounty.title);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`client`]: [`Client`] and its builder: base URL, timeouts, reconnect settings;
+//!   the REST calls (backfill pages, one bounty, publish).
+//! - [`subscription`]: the reconnecting stream: connect, read, resume with
+//!   `Last-Event-ID`, back off, stop on 4xx/204.
+//! - [`sse`]: a small incremental Server-Sent Events parser (it surfaces `retry:` and
+//!   comments, which the stream relies on).
+//! - [`backoff`]: exponential backoff with jitter.
+//! - [`dedupe`]: a bounded window of bounty ids already delivered.
+//! - [`model`]: the wire types: [`Bounty`], [`Filter`], [`NewBounty`], [`Page`].
+//! - [`money`]: money strings (`500`, `500.25`) <-> integer cents, exactly.
+//! - [`error`]: the error type, [`ClientError`].
+//!
+//! The `firehose` binary lives in `src/bin/firehose/` (CLI commands and the MCP server).
+
+pub mod backoff;
+pub mod client;
+pub mod dedupe;
+pub mod error;
+pub mod model;
+pub mod money;
+pub mod sse;
+pub mod subscription;
+
+pub use client::{Client, ClientBuilder};
+pub use error::{ApiErrorBody, ClientError};
+pub use model::{Bounty, Connected, Filter, NewBounty, Page};
+pub use subscription::{StartAt, SubscribeOptions, SubscriptionEvent};

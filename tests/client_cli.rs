@@ -1,0 +1,298 @@
+//! The `firehose` CLI binary against the real function: subscribe until N matches, the
+//! timeout exit code, usage errors (local and the server's), publish; output both as
+//! JSON lines (stdout not a terminal) and as readable lines (on a pseudo-terminal).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::cli::firehose_bin;
+use common::{bounty_body, Function, TEST_KEY};
+use serde_json::Value;
+use tokio::process::Command;
+
+fn firehose(f: &Function) -> Command {
+    let mut command = Command::new(firehose_bin());
+    command
+        .env("FIREHOSE_URL", &f.base)
+        .env_remove("FIREHOSE_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Publishes a match (and a near miss) every 300 ms until `child` exits; returns its
+/// output and the ids of the matches published.
+async fn feed_until_exit(
+    f: &Function,
+    child: tokio::process::Child,
+) -> (std::process::Output, Vec<String>) {
+    let mut output = Box::pin(child.wait_with_output());
+    let mut matches = Vec::new();
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            done = &mut output => return (done.expect("firehose ran"), matches),
+            () = tokio::time::sleep(Duration::from_millis(300)) => {
+                n += 1;
+                assert!(n < 400, "the CLI never exited");
+                // 499.99: one cent under --min-budget 500.
+                f.publish(&bounty_body(&format!("near miss {n}"), "python", 49_999, &[])).await;
+                matches.push(f.publish(&bounty_body(&format!("match {n}"), "python", 50_000, &["pytest"])).await);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_max_results_2_prints_two_json_lines_and_exits_0() {
+    let f = Function::on_shared("cli-json", &[("POLL_INTERVAL_MS", "200")]).await;
+    let child = firehose(&f)
+        .args([
+            "subscribe",
+            "--category",
+            "python",
+            "--min-budget",
+            "500",
+            "--max-results",
+            "2",
+        ])
+        .spawn()
+        .expect("spawn firehose");
+    let (output, matches) = feed_until_exit(&f, child).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON bounty"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for bounty in &lines {
+        assert_eq!(bounty["category"], "python");
+        assert_eq!(bounty["budget_cents"], 50_000);
+        assert!(matches.contains(&bounty["id"].as_str().unwrap().to_owned()));
+    }
+    assert_ne!(lines[0]["id"], lines[1]["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_on_a_terminal_prints_readable_lines() {
+    let f = Function::on_shared("cli-human", &[("POLL_INTERVAL_MS", "200")]).await;
+    // `script` runs the CLI on a pseudo-terminal, so it sees a terminal on stdout.
+    let command_line = format!(
+        "{} subscribe --category python --min-budget 500 --max-results 2",
+        firehose_bin().display()
+    );
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+        .env("FIREHOSE_URL", &f.base)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = script
+        .spawn()
+        .expect("`script` (util-linux) runs the CLI on a pty");
+    let (output, matches) = feed_until_exit(&f, child).await;
+    let screen = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+    assert_eq!(output.status.code(), Some(0), "screen: {screen}");
+    assert!(
+        screen.contains("connected; waiting for new bounties"),
+        "{screen}"
+    );
+    let bounty_lines: Vec<&str> = screen.lines().filter(|l| l.contains(" id ")).collect();
+    assert_eq!(bounty_lines.len(), 2, "{screen}");
+    for line in bounty_lines {
+        assert!(
+            line.contains("500.00 USD  python"),
+            "money and category: {line}"
+        );
+        assert!(
+            line.contains("#pytest") && line.contains("due 2099-01-01"),
+            "{line}"
+        );
+        assert!(
+            matches.iter().any(|id| line.ends_with(id.as_str())),
+            "{line}"
+        );
+        assert!(!line.trim_start().starts_with('{'), "not JSON: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_timeout_without_a_match_exits_3() {
+    let f = Function::on_shared("cli-timeout", &[("POLL_INTERVAL_MS", "200")]).await;
+    let child = firehose(&f)
+        .args([
+            "subscribe",
+            "--category",
+            "nothing-here",
+            "--max-results",
+            "1",
+            "--timeout",
+            "3s",
+        ])
+        .spawn()
+        .expect("spawn firehose");
+    // Bounties keep coming, none of them match.
+    let mut output = Box::pin(child.wait_with_output());
+    let output = loop {
+        tokio::select! {
+            done = &mut output => break done.expect("firehose ran"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                f.publish(&bounty_body("other", "python", 50_000, &[])).await;
+            }
+        }
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "stderr: {stderr}");
+    assert!(output.stdout.is_empty());
+    assert!(
+        stderr.contains("timed out after 3s with 0 of 1 bounties"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_with_a_clear_message() {
+    let f = Function::on_shared("cli-usage", &[]).await;
+    // Caught by the CLI itself: three decimals is not money.
+    let output = firehose(&f)
+        .args(["subscribe", "--min-budget", "5.001"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("more than two decimals"));
+    // Caught by the server: its message reaches the user, and no retry loop follows.
+    let output = firehose(&f)
+        .args(["subscribe", "--category", "Bad_Slug"])
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not a slug") && stderr.contains("400 invalid_parameter"),
+        "{stderr}"
+    );
+    // No server configured.
+    let output = firehose(&f)
+        .env_remove("FIREHOSE_URL")
+        .args(["backfill"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FIREHOSE_URL"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_converts_money_exactly_and_needs_the_key() {
+    let f = Function::on_shared("cli-publish", &[]).await;
+    let args = [
+        "publish",
+        "--title",
+        "Port the importer",
+        "--category",
+        "rust",
+        "--budget",
+        "1,200.29",
+        "--tag",
+        "tokio,async",
+        "--deadline",
+        "2099-01-01T00:00:00Z",
+        "--json",
+    ];
+    let output = firehose(&f).args(args).output().await.expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FIREHOSE_API_KEY"));
+
+    let output = firehose(&f)
+        .env("FIREHOSE_API_KEY", TEST_KEY)
+        .args(args)
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bounty: Value = serde_json::from_slice(&output.stdout).expect("the bounty as JSON");
+    assert_eq!(bounty["budget_cents"], 120_029);
+    assert_eq!(bounty["tags"], serde_json::json!(["tokio", "async"]));
+    assert_eq!(bounty["status"], "open");
+
+    let output = firehose(&f)
+        .env("FIREHOSE_API_KEY", "wrong-key")
+        .args(args)
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+
+    // The same idempotency key twice: one bounty.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let output = firehose(&f)
+            .env("FIREHOSE_API_KEY", TEST_KEY)
+            .args(args)
+            .args(["--idempotency-key", "cli-test-1"])
+            .output()
+            .await
+            .expect("run");
+        assert_eq!(output.status.code(), Some(0));
+        let bounty: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        ids.push(bounty["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_ne!(ids[0], bounty["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_lists_open_matches_newest_first_up_to_the_limit() {
+    let f = Function::on_shared("cli-backfill", &[]).await;
+    let mut matches = Vec::new();
+    for i in 0..4 {
+        matches.push(
+            f.publish(&bounty_body(&format!("m{i}"), "python", 50_000, &[]))
+                .await,
+        );
+        f.publish(&bounty_body(&format!("cheap {i}"), "python", 49_999, &[]))
+            .await;
+    }
+    let output = firehose(&f)
+        .args([
+            "backfill",
+            "--category",
+            "python",
+            "--min-budget",
+            "500",
+            "--limit",
+            "3",
+        ])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    let ids: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let newest_first: Vec<String> = matches.iter().rev().take(3).cloned().collect();
+    assert_eq!(ids, newest_first);
+}
