@@ -15,6 +15,9 @@ use crate::store::{heads, FeedReader, FeedWriter};
 use crate::stream::{bounty_stream, StreamStart};
 use crate::{timefmt, InputError, InputErrorCode};
 
+/// At most this many frames are written as one chunk.
+const FRAMES_PER_WRITE: usize = 100;
+
 /// A `since` further than this in the future is a mistake, not a plan.
 const SINCE_FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
@@ -89,8 +92,12 @@ pub async fn open<S: FeedReader + FeedWriter>(
             .map(|ctx| ctx.request_id.clone())
             .unwrap_or_default(),
     };
-    let frames =
-        bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode());
+    // Frames ready together (a page of a burst) leave as one chunk: one write through
+    // the runtime instead of one per event. A lone frame is never held back.
+    let frames = bounty_stream(app.store.clone(), app.stream_settings(), start)
+        .map(|frame| frame.encode())
+        .ready_chunks(FRAMES_PER_WRITE)
+        .map(join_frames);
     let mut response = Response::new(streaming(frames));
     let headers = response.headers_mut();
     headers.insert(
@@ -101,4 +108,15 @@ pub async fn open<S: FeedReader + FeedWriter>(
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     cors::add_origin(headers);
     Ok(response)
+}
+
+fn join_frames(frames: Vec<bytes::Bytes>) -> bytes::Bytes {
+    if let [one] = frames.as_slice() {
+        return one.clone();
+    }
+    let mut joined = bytes::BytesMut::with_capacity(frames.iter().map(|f| f.len()).sum());
+    for frame in &frames {
+        joined.extend_from_slice(frame);
+    }
+    joined.freeze()
 }
