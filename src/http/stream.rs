@@ -120,3 +120,24 @@ fn join_frames(frames: Vec<bytes::Bytes>) -> bytes::Bytes {
     }
     joined.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    #[tokio::test]
+    async fn frames_ready_together_leave_as_one_chunk_in_order() {
+        let frames: Vec<bytes::Bytes> = (0..250)
+            .map(|n| bytes::Bytes::from(format!("data: {n}\n\n")))
+            .collect();
+        let chunks: Vec<bytes::Bytes> = stream::iter(frames.clone())
+            .ready_chunks(FRAMES_PER_WRITE)
+            .map(join_frames)
+            .collect()
+            .await;
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), frames.concat());
+        assert_eq!(join_frames(vec![frames[7].clone()]), frames[7]);
+    }
+}
