@@ -82,6 +82,61 @@ pub fn backoff_delay(failures: u32, base: Duration, cap: Duration, jitter: f64) 
     step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
+/// Per shard: whether to take a page with a hole as it is (the hole outlived the grace
+/// period).
+fn accept_gaps(holes: &[Option<(Position, Instant)>]) -> Vec<bool> {
+    holes
+        .iter()
+        .enumerate()
+        .map(|(shard, hole)| {
+            let accept = hole.is_some_and(|(_, since)| since.elapsed() >= GAP_GRACE);
+            if accept {
+                tracing::error!(
+                    shard,
+                    "a hole in the feed did not fill within the grace period; skipping it"
+                );
+            }
+            accept
+        })
+        .collect()
+}
+
+/// A task that runs without waiting to be polled; aborted when dropped, so a stream
+/// whose client went away leaves no read behind.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts reading the batch after `positions` at once, on a task of its own, so that
+/// it proceeds while the stream writes the previous batch.
+fn read_ahead<R: FeedReader>(
+    store: Arc<R>,
+    positions: Vec<Position>,
+    accept_gaps: Vec<bool>,
+    page_size: usize,
+) -> PollFuture {
+    let task = AbortOnDrop(tokio::spawn(read_batch(
+        store,
+        positions,
+        accept_gaps,
+        Instant::now(),
+        page_size,
+    )));
+    Box::pin(async move {
+        let mut task = task;
+        (&mut task.0).await.unwrap_or_else(|err| {
+            Err(StoreError::Unavailable {
+                operation: "Query",
+                detail: format!("the read-ahead task failed: {err}"),
+            })
+        })
+    })
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|err| {
         tracing::error!(error = %err, "could not serialise a frame");
@@ -152,18 +207,7 @@ pub fn bounty_stream<R: FeedReader>(
 
         loop {
             let poll = in_flight.get_or_insert_with(|| {
-                let accept_gaps = holes
-                    .iter()
-                    .enumerate()
-                    .map(|(shard, hole)| {
-                        let accept = hole.is_some_and(|(_, since)| since.elapsed() >= GAP_GRACE);
-                        if accept {
-                            tracing::error!(shard, "a hole in the feed did not fill within the grace period; skipping it");
-                        }
-                        accept
-                    })
-                    .collect();
-                Box::pin(read_batch(store.clone(), cursor.positions.clone(), accept_gaps, next_poll, settings.page_size))
+                Box::pin(read_batch(store.clone(), cursor.positions.clone(), accept_gaps(&holes), next_poll, settings.page_size))
             });
             let step = tokio::select! {
                 biased;
@@ -192,6 +236,18 @@ pub fn bounty_stream<R: FeedReader>(
                                 Some((at, Instant::now()))
                             }
                         };
+                    }
+                    if batch.more {
+                        // A burst: read the next page while this one is written to the
+                        // client, so the drain runs at the store's pace, not at the sum
+                        // of store and client.
+                        let mut after = cursor.positions.clone();
+                        for (shard, entry) in &batch.entries {
+                            if let Some(slot) = after.get_mut(*shard) {
+                                *slot = entry.position;
+                            }
+                        }
+                        in_flight = Some(read_ahead(store.clone(), after, accept_gaps(&holes), settings.page_size));
                     }
                     for (shard, entry) in batch.entries {
                         if let Some(slot) = cursor.positions.get_mut(shard) {

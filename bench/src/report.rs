@@ -1,0 +1,389 @@
+//! The figures as a terminal table, as Markdown for docs/benchmarks.md, and as JSON.
+
+use serde_json::{json, Value};
+
+use crate::cost::{self, CostModel};
+use crate::stats::{ms, Summary};
+use crate::{BurstResult, FanoutResult, IdleResult, LatencyResult, StartupResult};
+
+#[derive(Default)]
+pub struct Results {
+    pub latency: Vec<LatencyResult>,
+    pub burst: Option<BurstResult>,
+    pub idle: Option<IdleResult>,
+    pub fanout: Option<FanoutResult>,
+    pub startup: Option<StartupResult>,
+}
+
+/// One line of the summary: what, the figure, the target, whether it is met.
+struct Row {
+    what: String,
+    figure: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn row(
+    what: impl Into<String>,
+    figure: impl Into<String>,
+    target: impl Into<String>,
+    met: Option<bool>,
+) -> Row {
+    Row {
+        what: what.into(),
+        figure: figure.into(),
+        target: target.into(),
+        met,
+    }
+}
+
+fn percentiles(summary: &Option<Summary>) -> String {
+    match summary {
+        Some(s) => format!(
+            "{} / {} / {} / {}",
+            ms(s.p50),
+            ms(s.p90),
+            ms(s.p99),
+            ms(s.max)
+        ),
+        None => "no samples".to_owned(),
+    }
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+fn mib_bytes(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn cost_model(results: &Results) -> Option<CostModel> {
+    let idle = results.idle.as_ref()?;
+    let burst = results.burst.as_ref()?;
+    Some(CostModel::new(
+        idle.requests_per_minute(),
+        burst.bytes_per_event,
+        burst.item_bytes,
+    ))
+}
+
+fn rows(results: &Results) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for l in &results.latency {
+        let target_ms = l.poll_ms + 300;
+        let met = l
+            .summary
+            .map(|s| s.p99.as_millis() as u64 <= target_ms && l.missing == 0);
+        rows.push(row(
+            format!(
+                "1. latency, POLL_INTERVAL_MS={} ({} bounties): p50 / p90 / p99 / max",
+                l.poll_ms, l.published
+            ),
+            percentiles(&l.summary),
+            format!("p99 <= {target_ms} ms"),
+            met,
+        ));
+        if l.missing > 0 || l.duplicates > 0 {
+            rows.push(row(
+                "   delivery problems",
+                format!("{} missing, {} duplicated", l.missing, l.duplicates),
+                "none",
+                Some(false),
+            ));
+        }
+    }
+    if let Some(b) = &results.burst {
+        rows.push(row(
+            format!(
+                "2. burst: write {} bounties (batch append, {} per transaction)",
+                b.bounties,
+                firehose::publish::MAX_BATCH
+            ),
+            format!("{:.1} s", b.write.as_secs_f64()),
+            "",
+            None,
+        ));
+        rows.push(row(
+            "2. burst: one stream delivers all",
+            format!(
+                "{} in {:.2} s = {:.0} events/s (first after {})",
+                b.stream_delivered,
+                b.stream_time.as_secs_f64(),
+                b.stream_rate(),
+                ms(b.first_event)
+            ),
+            format!("all {}", b.bounties),
+            Some(b.stream_delivered == b.bounties),
+        ));
+        rows.push(row(
+            "2. burst: raw store, same Query pattern, no function",
+            format!(
+                "{:.0} items/s ({} reads of {} items: {})",
+                b.raw_rate(),
+                b.raw_times.len(),
+                b.raw_items,
+                b.raw_times
+                    .iter()
+                    .map(|t| format!("{:.2} s", t.as_secs_f64()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "",
+            None,
+        ));
+        let ratio = b.stream_rate() / b.raw_rate();
+        rows.push(row(
+            "2. burst: stream / raw store",
+            format!("{ratio:.2}x"),
+            ">= 0.80x",
+            Some(ratio >= 0.8),
+        ));
+    }
+    if let Some(i) = &results.idle {
+        let ops = i
+            .requests
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rows.push(row(
+            format!("3. idle stream, {:.0} s: function CPU", i.seconds),
+            format!(
+                "{:.3} s = {:.2} % of a core ({} instance process)",
+                i.cpu_seconds,
+                i.cpu_percent(),
+                i.instances
+            ),
+            "<= 1 % of a core",
+            Some(i.cpu_percent() <= 1.0),
+        ));
+        rows.push(row(
+            "3. idle stream: peak RSS (VmHWM; RSS at end)",
+            format!("{} ({})", mb(i.peak_rss_kb), mb(i.rss_kb)),
+            "<= 32 MB",
+            Some(i.peak_rss_kb <= 32 * 1024),
+        ));
+        rows.push(row(
+            "3. idle stream: DynamoDB requests per minute",
+            format!(
+                "{:.1} ({ops} in {:.0} s)",
+                i.requests_per_minute(),
+                i.seconds
+            ),
+            "",
+            None,
+        ));
+    }
+    if let Some(f) = &results.fanout {
+        let expected = f.streams * f.bounties;
+        rows.push(row(
+            format!(
+                "4. fan-out: {} streams x {} bounties delivered",
+                f.streams, f.bounties
+            ),
+            format!(
+                "{} of {} ({} missing, {} duplicated)",
+                f.delivered, expected, f.missing, f.duplicates
+            ),
+            "all, once",
+            Some(f.delivered == expected && f.duplicates == 0),
+        ));
+        rows.push(row(
+            "4. fan-out latency (POLL_INTERVAL_MS=1000): p50 / p90 / p99 / max",
+            percentiles(&f.summary),
+            "p99 <= 1300 ms",
+            f.summary.map(|s| s.p99.as_millis() <= 1300),
+        ));
+    }
+    if let Some(s) = &results.startup {
+        rows.push(row(
+            format!(
+                "5. init: process start to first runtime API call (p50 / max of {})",
+                s.runs
+            ),
+            format!("{} / {}", ms(s.init.p50), ms(s.init.max)),
+            "<= 50 ms",
+            Some(s.init.p50.as_millis() <= 50),
+        ));
+        rows.push(row(
+            "5. process start to first response (a stream: GetItem of the head, then headers)",
+            format!(
+                "{} / {}",
+                ms(s.first_response.p50),
+                ms(s.first_response.max)
+            ),
+            "",
+            None,
+        ));
+        let stripped = s.stripped_bytes.unwrap_or(s.binary_bytes);
+        rows.push(row(
+            "5. release binary (x86_64 here; as built / after strip)",
+            format!(
+                "{} / {}",
+                mib_bytes(s.binary_bytes),
+                s.stripped_bytes
+                    .map_or("strip not found".to_owned(), mib_bytes)
+            ),
+            "stripped <= 15 MB",
+            Some(stripped <= 15 * 1024 * 1024),
+        ));
+    }
+    if let Some(c) = cost_model(results) {
+        rows.push(row(
+            "6. cost per subscriber-hour (idle stream, us-east-1)",
+            format!("${:.5}", c.per_subscriber_hour()),
+            "",
+            None,
+        ));
+        rows.push(row(
+            "6. cost per million delivered events (on top)",
+            format!("${:.4}", c.per_million_events()),
+            "",
+            None,
+        ));
+    }
+    rows
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "",
+    }
+}
+
+/// A plain-text table for the terminal.
+pub fn table(results: &Results) -> String {
+    let rows = rows(results);
+    let w0 = rows.iter().map(|r| r.what.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.figure.len()).max().unwrap_or(0);
+    let w2 = rows.iter().map(|r| r.target.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}\n",
+            r.what,
+            r.figure,
+            r.target,
+            verdict(r.met)
+        ));
+    }
+    out
+}
+
+/// The figures section of docs/benchmarks.md (the script adds the machine).
+pub fn markdown(results: &Results) -> String {
+    let mut out = String::from("| measurement | figure | target | |\n| --- | --- | --- | --- |\n");
+    for r in rows(results) {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.what.trim(),
+            r.figure,
+            r.target,
+            verdict(r.met)
+        ));
+    }
+    if let (Some(c), Some(i), Some(b)) = (cost_model(results), &results.idle, &results.burst) {
+        out.push_str(&format!(
+            "\nCost model inputs from this run (prices as of {}; formulas below):\n\n\
+             | input | value |\n| --- | --- |\n\
+             | DynamoDB requests per idle stream-minute (`q`) | {:.1} |\n\
+             | bytes per `bounty` frame on the wire (`b`) | {:.0} |\n\
+             | stored entry size (`s`) | {} bytes |\n\n\
+             | per subscriber-hour | $ |\n| --- | --- |\n\
+             | Lambda duration (3600 s x 0.125 GB x ${}/GB-s) | {:.6} |\n\
+             | Lambda requests (3600 / {} s x $0.20/M) | {:.6} |\n\
+             | DynamoDB reads (60 x q RRU x $0.125/M) | {:.6} |\n\
+             | **total** | **{:.6}** |\n\n\
+             | per million delivered events | $ |\n| --- | --- |\n\
+             | data transfer out (10^6 x b bytes x ${}/GB) | {:.4} |\n\
+             | Lambda streamed bytes (10^6 x b bytes x ${}/GB) | {:.4} |\n\
+             | DynamoDB reads (10^6 x s / 4096 RRU x $0.125/M) | {:.4} |\n\
+             | **total** | **{:.4}** |\n",
+            cost::PRICES_AS_OF,
+            i.requests_per_minute(),
+            b.bytes_per_event,
+            b.item_bytes,
+            cost::LAMBDA_ARM64_GB_SECOND,
+            c.hour_lambda_duration,
+            cost::STREAM_SECONDS,
+            c.hour_lambda_requests,
+            c.hour_dynamodb,
+            c.per_subscriber_hour(),
+            cost::TRANSFER_OUT_GB,
+            c.million_transfer,
+            cost::LAMBDA_STREAMED_GB,
+            c.million_streaming,
+            c.million_dynamodb,
+            c.per_million_events(),
+        ));
+    }
+    out
+}
+
+fn summary_json(summary: &Option<Summary>) -> Value {
+    summary.map_or(Value::Null, |s| {
+        json!({
+            "count": s.count,
+            "p50_ms": s.p50.as_secs_f64() * 1000.0,
+            "p90_ms": s.p90.as_secs_f64() * 1000.0,
+            "p99_ms": s.p99.as_secs_f64() * 1000.0,
+            "max_ms": s.max.as_secs_f64() * 1000.0,
+        })
+    })
+}
+
+pub fn json(results: &Results) -> Value {
+    json!({
+        "latency": results.latency.iter().map(|l| json!({
+            "poll_interval_ms": l.poll_ms,
+            "published": l.published,
+            "missing": l.missing,
+            "duplicates": l.duplicates,
+            "latency": summary_json(&l.summary),
+        })).collect::<Vec<_>>(),
+        "burst": results.burst.as_ref().map(|b| json!({
+            "bounties": b.bounties,
+            "write_s": b.write.as_secs_f64(),
+            "stream_delivered": b.stream_delivered,
+            "stream_s": b.stream_time.as_secs_f64(),
+            "stream_events_per_s": b.stream_rate(),
+            "first_event_ms": b.first_event.as_secs_f64() * 1000.0,
+            "raw_items": b.raw_items,
+            "raw_s": b.raw_times.iter().map(|t| t.as_secs_f64()).collect::<Vec<_>>(),
+            "raw_items_per_s": b.raw_rate(),
+            "ratio": b.stream_rate() / b.raw_rate(),
+            "bytes_per_event": b.bytes_per_event,
+            "item_bytes": b.item_bytes,
+        })),
+        "idle": results.idle.as_ref().map(|i| json!({
+            "seconds": i.seconds,
+            "instances": i.instances,
+            "cpu_s": i.cpu_seconds,
+            "cpu_percent": i.cpu_percent(),
+            "peak_rss_kb": i.peak_rss_kb,
+            "rss_kb": i.rss_kb,
+            "requests": i.requests,
+            "requests_per_minute": i.requests_per_minute(),
+            "frames": i.heartbeats,
+        })),
+        "fanout": results.fanout.as_ref().map(|f| json!({
+            "streams": f.streams,
+            "bounties": f.bounties,
+            "delivered": f.delivered,
+            "missing": f.missing,
+            "duplicates": f.duplicates,
+            "latency": summary_json(&f.summary),
+        })),
+        "startup": results.startup.as_ref().map(|s| json!({
+            "runs": s.runs,
+            "init": summary_json(&Some(s.init)),
+            "first_response": summary_json(&Some(s.first_response)),
+            "binary_bytes": s.binary_bytes,
+            "stripped_bytes": s.stripped_bytes,
+        })),
+        "prices_as_of": cost::PRICES_AS_OF,
+    })
+}
