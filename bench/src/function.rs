@@ -68,7 +68,10 @@ impl Function {
                 "PUBLISH_API_KEY_SHA256",
                 firehose::auth::ApiKeys::hash_hex(BENCH_KEY),
             )
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            // Every benchmark stream comes from 127.0.0.1: the per-client cap would
+            // refuse the fan-out's 50 streams, which stand for 50 clients.
+            .env("MAX_STREAMS_PER_CLIENT", "10000");
         for (name, value) in &spec.env {
             command.env(name, value);
         }
