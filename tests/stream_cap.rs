@@ -58,7 +58,15 @@ async fn admitted_within(f: &Function, limit: Duration) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eleventh_stream_from_one_client_is_refused_until_one_closes() {
     // Heartbeats every second: the function learns that a client left at its next write.
-    let f = Function::on_shared("cap", &[("HEARTBEAT_SECONDS", "1")]).await;
+    // Eleven streams open at once, and a twelfth after one closes.
+    let f = Function::on_shared(
+        "cap",
+        &[
+            ("HEARTBEAT_SECONDS", "1"),
+            (common::function::CONCURRENCY, "16"),
+        ],
+    )
+    .await;
     let mut open = Vec::new();
     for _ in 0..10 {
         open.push(f.subscribe(STREAM).await.0);

@@ -11,6 +11,9 @@ use serde_json::Value;
 use super::dynamo::{free_port, fresh_table};
 use super::{http, TEST_KEY};
 
+/// A setting of the harness, not of the function: `cargo lambda watch --concurrency`.
+pub const CONCURRENCY: &str = "FIREHOSE_TEST_CONCURRENCY";
+
 /// A running function with its own table.
 pub struct Function {
     pub base: String,
@@ -53,6 +56,13 @@ impl Function {
         std::fs::create_dir_all(&logs).expect("log dir");
         let log_path = logs.join(format!("{table}.log"));
         let log = File::create(&log_path).expect("log file");
+        // How many invocations (so open streams) run at once. `cargo lambda watch`
+        // starts processes in proportion to it, and 64 overloads 2 cores: 8 unless a
+        // test needs more open at once and says so.
+        let concurrency = env
+            .iter()
+            .find(|(name, _)| *name == CONCURRENCY)
+            .map_or("8", |(_, value)| *value);
         let mut command = Command::new(cargo_lambda());
         command
             .args([
@@ -68,7 +78,7 @@ impl Function {
                 "-P",
                 &port.to_string(),
                 "--concurrency",
-                "64",
+                concurrency,
                 "--bin",
                 "firehose-lambda",
             ])
@@ -81,7 +91,7 @@ impl Function {
             .env("PUBLISH_API_KEY_SHA256", ApiKeys::hash_hex(TEST_KEY))
             .env("RUST_LOG", "info")
             .env_remove("FIREHOSE_TEST_DYNAMODB_ENDPOINT");
-        for (name, value) in env {
+        for (name, value) in env.iter().filter(|(name, _)| *name != CONCURRENCY) {
             command.env(name, value);
         }
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
