@@ -112,7 +112,7 @@ impl Entry {
     }
 }
 
-/// SSE events written so far. Each chunk of the body is one encoded frame.
+/// SSE events written so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
     events: u64,
@@ -120,13 +120,17 @@ struct Counts {
 }
 
 impl Counts {
+    /// A chunk holds one or more whole frames (frames ready together are written as
+    /// one chunk): count their `event:` lines, not comments (`: heartbeat`) or the
+    /// `retry:` hint. Data is one JSON line after `data: `, so no other line starts so.
     fn add(&mut self, chunk: &Bytes) {
-        // Events, not comments (`: heartbeat`) or the `retry:` hint.
-        if chunk.starts_with(b"event: ") {
-            self.events += 1;
-        }
-        if chunk.starts_with(b"event: bounty\n") {
-            self.bounties += 1;
+        for line in chunk.split(|byte| *byte == b'\n') {
+            if let Some(name) = line.strip_prefix(b"event: ") {
+                self.events += 1;
+                if name == b"bounty" {
+                    self.bounties += 1;
+                }
+            }
         }
     }
 }
@@ -178,5 +182,11 @@ mod tests {
                 bounties: 2
             }
         );
+        // The same frames written as one chunk count the same.
+        let mut joined = Counts::default();
+        joined.add(&Bytes::from_static(
+            b"retry: 2000\n\nevent: connected\nid: c\ndata: {}\n\n: heartbeat\n\nevent: bounty\nid: x\ndata: {}\n\nevent: error\ndata: {}\n\nevent: bounty\nid: y\ndata: {}\n\n",
+        ));
+        assert_eq!(joined, counts);
     }
 }
