@@ -52,6 +52,17 @@ pub struct BountyDraft {
     pub deadline: DateTime<Utc>,
 }
 
+/// Parses a request body as JSON: `invalid_json` if it is not.
+pub fn parse_json(body: &[u8]) -> Result<Value, InputError> {
+    serde_json::from_slice(body).map_err(|err| {
+        InputError::new(
+            InputErrorCode::InvalidJson,
+            "body",
+            format!("the body is not valid JSON: {err}"),
+        )
+    })
+}
+
 impl BountyDraft {
     /// The bounty this draft becomes when appended with `id` at `created_at`.
     pub fn into_bounty(self, id: String, created_at: DateTime<Utc>) -> Bounty {
@@ -71,13 +82,11 @@ impl BountyDraft {
 
     /// Parses and validates a publish body, field by field; `now` judges the deadline.
     pub fn from_json(body: &[u8], now: DateTime<Utc>) -> Result<Self, InputError> {
-        let value: Value = serde_json::from_slice(body).map_err(|err| {
-            InputError::new(
-                InputErrorCode::InvalidJson,
-                "body",
-                format!("the body is not valid JSON: {err}"),
-            )
-        })?;
+        Self::from_value(parse_json(body)?, now)
+    }
+
+    /// Validates a publish body already parsed as JSON.
+    pub fn from_value(value: Value, now: DateTime<Utc>) -> Result<Self, InputError> {
         let Value::Object(mut fields) = value else {
             return Err(InputError::new(
                 InputErrorCode::InvalidJson,

@@ -21,6 +21,21 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     )))
 }
 
+/// A JSON answer with the headers every JSON answer carries (errors included).
+pub fn json(status: http::StatusCode, json: Vec<u8>) -> http::Response<ResponseBody> {
+    use http::{header, HeaderValue};
+    let mut response = http::Response::new(full(json));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    super::cors::add_origin(headers);
+    response
+}
+
 /// An empty body.
 pub fn empty() -> ResponseBody {
     StreamBody::new(Box::pin(futures_util::stream::empty()))

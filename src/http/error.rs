@@ -5,8 +5,7 @@
 use http::{header, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
-use super::body::{full, ResponseBody};
-use super::cors;
+use super::body::ResponseBody;
 use crate::feed::ResumeError;
 use crate::publish::PublishError;
 use crate::store::StoreError;
@@ -172,15 +171,8 @@ impl ApiError {
             b"{\"error\":{\"code\":\"internal\",\"param\":null,\"message\":\"internal error\"}}"
                 .to_vec()
         });
-        let mut response = Response::new(full(json));
-        *response.status_mut() = status;
+        let mut response = super::body::json(status, json);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        cors::add_origin(headers);
         match &self {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));

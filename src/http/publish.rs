@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::body::ResponseBody;
 use super::tasks::json_response;
 use super::{ApiError, App, MAX_BODY_BYTES};
-use crate::bounty::{Bounty, BountyDraft};
+use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::publish::{append, append_claimed, pick_shard, PublishError, IDEMPOTENCY_TTL};
 use crate::store::{FeedReader, FeedWriter, IdempotencyClaim, IdempotencyRecord};
 use crate::{InputError, InputErrorCode};
@@ -60,6 +60,8 @@ pub async fn publish<S: FeedReader + FeedWriter>(
         return Ok(answer(StatusCode::CREATED, &bounty));
     };
 
+    // Parsed once: hashed for the claim, then validated if the key is new.
+    let value = parse_json(body)?;
     let claim = IdempotencyClaim {
         key_hash: hex::encode(
             Sha256::new()
@@ -67,7 +69,7 @@ pub async fn publish<S: FeedReader + FeedWriter>(
                 .chain_update(key.as_bytes())
                 .finalize(),
         ),
-        request_sha256: request_sha256(body)?,
+        request_sha256: request_sha256(&value),
         expires_at: u64::try_from(Utc::now().timestamp()).unwrap_or(0) + IDEMPOTENCY_TTL.as_secs(),
     };
     // A key seen before answers from its record, without validating the body again
@@ -75,7 +77,7 @@ pub async fn publish<S: FeedReader + FeedWriter>(
     if let Some(record) = app.store.idempotency_record(&claim.key_hash).await? {
         return replay(&claim, record);
     }
-    let draft = BountyDraft::from_json(body, Utc::now())?;
+    let draft = BountyDraft::from_value(value, Utc::now())?;
     match append_claimed(app.store.as_ref(), shard, draft, &claim).await {
         Ok(bounty) => {
             tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, idempotent = true, "bounty published");
@@ -123,16 +125,9 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, InputError> {
 
 /// SHA-256 of the body as JSON with object keys sorted: the same request, whatever its
 /// whitespace or key order, has the same hash.
-fn request_sha256(body: &[u8]) -> Result<String, InputError> {
-    let value: Value = serde_json::from_slice(body).map_err(|err| {
-        InputError::new(
-            InputErrorCode::InvalidJson,
-            "body",
-            format!("the body is not valid JSON: {err}"),
-        )
-    })?;
-    let canonical = serde_json::to_vec(&sorted(value)).unwrap_or_default();
-    Ok(hex::encode(Sha256::digest(canonical)))
+fn request_sha256(value: &Value) -> String {
+    let canonical = serde_json::to_vec(&sorted(value.clone())).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical))
 }
 
 fn sorted(value: Value) -> Value {
@@ -182,6 +177,8 @@ mod tests {
 
     #[test]
     fn the_request_hash_ignores_whitespace_and_key_order_but_not_values() {
+        let request_sha256 =
+            |body: &[u8]| parse_json(body).map(|value| super::request_sha256(&value));
         let a = request_sha256(br#"{"title":"t","tags":["a","b"],"x":{"b":1,"a":2}}"#);
         let b = request_sha256(
             b"{ \"x\": {\"a\":2, \"b\":1}, \"tags\": [\"a\",\"b\"], \"title\": \"t\" }",

@@ -1,12 +1,12 @@
 //! `GET /api/v1/tasks` (the backfill) and `GET /api/v1/tasks/{id}` (one bounty).
 
 use chrono::Utc;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use lambda_http::Request;
 use serde::Serialize;
 
-use super::body::{full, ResponseBody};
-use super::{cors, query_pairs, ApiError, App};
+use super::body::ResponseBody;
+use super::{query_pairs, ApiError, App};
 use crate::backfill::{list_page, PageToken};
 use crate::bounty::Bounty;
 use crate::filter::parse_list_query;
@@ -83,17 +83,7 @@ pub async fn get<S: FeedReader>(
     Ok(json_response(StatusCode::OK, &bounty))
 }
 
-/// A JSON response with the headers every JSON answer carries.
+/// `body` as a JSON answer.
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<ResponseBody> {
-    let json = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(full(json));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    cors::add_origin(headers);
-    response
+    super::body::json(status, serde_json::to_vec(body).unwrap_or_default())
 }

@@ -156,20 +156,29 @@ impl FeedHeads for DynamoFeedStore {
     }
 }
 
-impl FeedReader for DynamoFeedStore {
-    async fn read_after(
+impl DynamoFeedStore {
+    /// One consistent Query of `shard`'s log on one side of `bound`: `sk > bound` in
+    /// log order, or `sk < bound` newest first.
+    async fn read_page(
         &self,
         shard: usize,
-        after: Position,
+        bound: Position,
+        forward: bool,
         limit: usize,
     ) -> Result<Page, StoreError> {
+        let condition = if forward {
+            "pk = :pk AND sk > :bound"
+        } else {
+            "pk = :pk AND sk < :bound"
+        };
         let output = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk > :after")
+            .key_condition_expression(condition)
             .expression_attribute_values(":pk", s(feed_pk(shard)))
-            .expression_attribute_values(":after", s(after.sort_key()))
+            .expression_attribute_values(":bound", s(bound.sort_key()))
+            .scan_index_forward(forward)
             .consistent_read(true)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .send()
@@ -185,6 +194,17 @@ impl FeedReader for DynamoFeedStore {
             entries,
         })
     }
+}
+
+impl FeedReader for DynamoFeedStore {
+    async fn read_after(
+        &self,
+        shard: usize,
+        after: Position,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.read_page(shard, after, true, limit).await
+    }
 
     async fn read_before(
         &self,
@@ -192,28 +212,7 @@ impl FeedReader for DynamoFeedStore {
         before: Position,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk < :before")
-            .expression_attribute_values(":pk", s(feed_pk(shard)))
-            .expression_attribute_values(":before", s(before.sort_key()))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|err| unavailable("Query", err))?;
-        let entries = output
-            .items()
-            .iter()
-            .map(decode_entry)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            more: output.last_evaluated_key().is_some(),
-            entries,
-        })
+        self.read_page(shard, before, false, limit).await
     }
 
     async fn find(

@@ -60,8 +60,9 @@ fn default_limit() -> u32 {
     20
 }
 
+/// The filter both tools take, as top-level arguments.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct SubscribeParams {
+pub struct FilterParams {
     /// Category slugs; a bounty matches if its category is one of them. Empty: any.
     #[serde(default)]
     pub category: Vec<String>,
@@ -74,6 +75,23 @@ pub struct SubscribeParams {
     /// RFC 3339: only bounties whose deadline is after this.
     #[serde(default)]
     pub deadline_after: Option<String>,
+}
+
+impl From<FilterParams> for Filter {
+    fn from(params: FilterParams) -> Filter {
+        Filter {
+            categories: params.category,
+            min_budget_cents: params.min_budget_cents,
+            tags: params.tag,
+            deadline_after: params.deadline_after,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SubscribeParams {
+    #[serde(flatten)]
+    pub filter: FilterParams,
     /// Return after this many matching bounties (1 to 100; default 1).
     #[serde(default = "one")]
     pub max_results: u32,
@@ -84,38 +102,14 @@ pub struct SubscribeParams {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListParams {
-    /// Category slugs; a bounty matches if its category is one of them. Empty: any.
-    #[serde(default)]
-    pub category: Vec<String>,
-    /// Minimum budget in cents (50000 = 500.00).
-    #[serde(default)]
-    pub min_budget_cents: Option<u64>,
-    /// Tag slugs; a bounty matches if it has at least one of them. Empty: any.
-    #[serde(default)]
-    pub tag: Vec<String>,
-    /// RFC 3339: only bounties whose deadline is after this.
-    #[serde(default)]
-    pub deadline_after: Option<String>,
+    #[serde(flatten)]
+    pub filter: FilterParams,
     /// Bounties per page, 1 to 100 (default 20).
     #[serde(default = "default_limit")]
     pub limit: u32,
     /// `next_page_token` of the previous page, for the next one.
     #[serde(default)]
     pub page_token: Option<String>,
-}
-
-fn filter(
-    category: Vec<String>,
-    min_budget_cents: Option<u64>,
-    tag: Vec<String>,
-    deadline_after: Option<String>,
-) -> Filter {
-    Filter {
-        categories: category,
-        min_budget_cents,
-        tags: tag,
-        deadline_after,
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -209,12 +203,7 @@ impl FirehoseTools {
         };
         let started = tokio::time::Instant::now();
         let deadline = started + Duration::from_millis(params.timeout_ms);
-        let filter = filter(
-            params.category,
-            params.min_budget_cents,
-            params.tag,
-            params.deadline_after,
-        );
+        let filter = Filter::from(params.filter);
         let mut events = pin!(self.client.subscribe_events(filter));
         let mut found: Vec<Bounty> = Vec::new();
         let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
@@ -263,12 +252,7 @@ impl FirehoseTools {
                 None,
             ));
         }
-        let filter = filter(
-            params.category,
-            params.min_budget_cents,
-            params.tag,
-            params.deadline_after,
-        );
+        let filter = Filter::from(params.filter);
         match self
             .client
             .list_page(&filter, Some(params.limit), params.page_token.as_deref())
