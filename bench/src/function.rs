@@ -93,7 +93,8 @@ impl Function {
         Ok(function)
     }
 
-    /// Ready once the function itself answered: a bad parameter is a 400 from it.
+    /// Ready once the function itself answered (a bad parameter is a 400 from it) and
+    /// every instance the watcher started has finished its init.
     async fn wait_ready(&self, client: &HttpClient) -> Result<(), BoxError> {
         let probe = format!("{}/api/v1/bounties/stream?ready_probe=1", self.base);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
@@ -105,7 +106,7 @@ impl Function {
                 let status = response.status();
                 let _ = response.into_body().collect().await;
                 if status == 400 {
-                    return Ok(());
+                    return self.wait_idle(0).await;
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -117,8 +118,39 @@ impl Function {
         .into())
     }
 
+    /// Waits until `closed_streams` streams have logged their end and every instance
+    /// the watcher started has finished its init, so that a measurement that follows
+    /// shares the machine with neither a departing stream nor an instance still
+    /// starting (`cargo lambda watch` starts spare instances in the background).
+    pub async fn wait_idle(&self, closed_streams: usize) -> Result<(), BoxError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let started = log.matches("starting lambda function instance").count();
+            let initialised = log.matches("firehose starting").count();
+            let closed = log.matches("stream closed").count();
+            if started > 0 && initialised >= started && closed >= closed_streams {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the function did not settle ({initialised} of {started} instances \
+                     initialised, {closed} of {closed_streams} streams closed); see {}",
+                    self.log_path.display()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("{}{path_and_query}", self.base)
+    }
+
+    /// The `cargo lambda watch` process: the emulator, parent of every instance.
+    pub fn watcher_pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The function's instance processes (descendants of the watcher running the binary).

@@ -7,11 +7,13 @@
 //! Usage: firehose-bench --markdown PATH --json PATH
 //!
 //! Scale (environment, defaults are the documented run):
-//! BENCH_LATENCY_BOUNTIES (200), BENCH_BURST_BOUNTIES (10000), BENCH_IDLE_SECONDS (60),
-//! BENCH_FANOUT_STREAMS (50), BENCH_FANOUT_BOUNTIES (500), BENCH_START_RUNS (10).
+//! BENCH_LATENCY_BOUNTIES (200), BENCH_BURST_BOUNTIES (10000), BENCH_BURST_ROUNDS (5),
+//! BENCH_IDLE_SECONDS (60), BENCH_FANOUT_STREAMS (50), BENCH_FANOUT_BOUNTIES (500),
+//! BENCH_START_RUNS (10).
 
 mod client;
 mod cost;
+mod cpu;
 mod function;
 mod proxy;
 mod report;
@@ -30,6 +32,7 @@ use firehose::store::FeedReader;
 use serde_json::{json, Value};
 
 use client::{bounty_body, collect, http_client, publish, subscribe, HttpClient};
+use cpu::CpuSplit;
 use function::{Function, FunctionSpec, BENCH_KEY};
 use stats::Summary;
 
@@ -40,6 +43,8 @@ struct Bench {
     root: PathBuf,
     log_dir: PathBuf,
     dynamodb_endpoint: String,
+    /// DynamoDB Local's process, for the CPU split (`BENCH_STORE_PID`).
+    store_pid: Option<u32>,
     http: HttpClient,
     scale: Scale,
 }
@@ -47,6 +52,7 @@ struct Bench {
 struct Scale {
     latency_bounties: usize,
     burst_bounties: usize,
+    burst_rounds: usize,
     idle_seconds: u64,
     fanout_streams: usize,
     fanout_bounties: usize,
@@ -98,10 +104,14 @@ async fn run() -> Result<(), BoxError> {
         log_dir: root.join(".local/logs/bench"),
         root,
         dynamodb_endpoint,
+        store_pid: std::env::var("BENCH_STORE_PID")
+            .ok()
+            .and_then(|pid| pid.parse().ok()),
         http: http_client(),
         scale: Scale {
             latency_bounties: env_number("BENCH_LATENCY_BOUNTIES", 200)?,
             burst_bounties: env_number("BENCH_BURST_BOUNTIES", 10_000)?,
+            burst_rounds: env_number("BENCH_BURST_ROUNDS", 5)?.max(1),
             idle_seconds: env_number("BENCH_IDLE_SECONDS", 60)? as u64,
             fanout_streams: env_number("BENCH_FANOUT_STREAMS", 50)?,
             fanout_bounties: env_number("BENCH_FANOUT_BOUNTIES", 500)?,
@@ -247,27 +257,56 @@ async fn latency(bench: &Bench, poll_ms: u64) -> Result<LatencyResult, BoxError>
     })
 }
 
+/// One stream draining the burst from `since`.
+pub struct Drain {
+    pub delivered: usize,
+    /// From sending the stream request to parsing the last event.
+    pub time: Duration,
+    pub first_event: Duration,
+}
+
 pub struct BurstResult {
     pub bounties: usize,
     pub write: Duration,
-    pub stream_delivered: usize,
-    pub stream_time: Duration,
-    pub first_event: Duration,
+    /// Streams, one after another.
+    pub drains: Vec<Drain>,
     pub raw_items: usize,
-    /// Raw reads before and after the stream, each read in full.
+    /// Raw reads, each read in full: one before every stream and one after the last.
     pub raw_times: Vec<Duration>,
+    /// CPU spent during the streams, and during the raw reads, summed.
+    pub drain_cpu: CpuSplit,
+    pub raw_cpu: CpuSplit,
     pub bytes_per_event: f64,
     pub item_bytes: usize,
 }
 
 impl BurstResult {
+    pub fn stream_time(&self) -> Duration {
+        stats::median(&self.drains.iter().map(|d| d.time).collect::<Vec<_>>()).unwrap_or_default()
+    }
+
+    pub fn first_event(&self) -> Duration {
+        stats::median(
+            &self
+                .drains
+                .iter()
+                .map(|d| d.first_event)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default()
+    }
+
     pub fn stream_rate(&self) -> f64 {
-        self.stream_delivered as f64 / self.stream_time.as_secs_f64()
+        self.bounties as f64 / self.stream_time().as_secs_f64()
     }
 
     pub fn raw_rate(&self) -> f64 {
-        let total: f64 = self.raw_times.iter().map(Duration::as_secs_f64).sum();
-        (self.raw_items * self.raw_times.len()) as f64 / total
+        let median = stats::median(&self.raw_times).unwrap_or_default();
+        self.raw_items as f64 / median.as_secs_f64()
+    }
+
+    pub fn all_delivered(&self) -> bool {
+        !self.drains.is_empty() && self.drains.iter().all(|d| d.delivered == self.bounties)
     }
 }
 
@@ -304,31 +343,56 @@ async fn burst(bench: &Bench) -> Result<BurstResult, BoxError> {
 
     // DynamoDB Local is a JVM: one read to warm it up, so neither side pays for that.
     raw_read(&store, since_ms).await?;
-    let mut raw_times = Vec::new();
-    let (raw_items, raw_time) = raw_read(&store, since_ms).await?;
-    raw_times.push(raw_time);
-
-    let function = bench.function(&table, 2, None, Vec::new()).await?;
+    // A one-second heartbeat ends each drained stream's invocation soon after its
+    // client leaves (at the failed write), so the next stream finds an idle instance.
+    let function = bench
+        .function(&table, 2, None, vec![("HEARTBEAT_SECONDS", "1".to_owned())])
+        .await?;
     let since = firehose::timefmt::format(firehose::timefmt::from_millis(since_ms));
     let url = function.url(&format!("/api/v1/bounties/stream?since={since}"));
-    let opened = Instant::now();
-    let events = subscribe(&bench.http, &url).await?;
-    let received = collect(events, n, Duration::from_secs(600)).await;
-    let last = received.last.unwrap_or(opened);
-    let first = received.at.values().min().copied().unwrap_or(opened);
-    drop(function);
-
+    // Streams and raw reads take turns, so that both see the store in the same state
+    // (the JVM's warmth, its garbage); the medians are compared.
+    let mut raw_items = 0;
+    let mut raw_times = Vec::new();
+    let mut drains = Vec::new();
+    let mut frames = (0usize, 0usize);
+    let (mut drain_cpu, mut raw_cpu) = (CpuSplit::default(), CpuSplit::default());
+    for round in 0..bench.scale.burst_rounds {
+        function.wait_idle(round).await?;
+        let cpu = CpuSplit::now(bench.store_pid, None);
+        let (items, raw_time) = raw_read(&store, since_ms).await?;
+        raw_cpu += CpuSplit::now(bench.store_pid, None) - cpu;
+        raw_items = items;
+        raw_times.push(raw_time);
+        let cpu = CpuSplit::now(bench.store_pid, Some(&function));
+        let opened = Instant::now();
+        let events = subscribe(&bench.http, &url).await?;
+        let received = collect(events, n, Duration::from_secs(600)).await;
+        drain_cpu += CpuSplit::now(bench.store_pid, Some(&function)) - cpu;
+        let last = received.last.unwrap_or(opened);
+        let first = received.at.values().min().copied().unwrap_or(opened);
+        frames = (frames.0 + received.events, frames.1 + received.bytes);
+        drains.push(Drain {
+            delivered: received.at.len(),
+            time: last - opened,
+            first_event: first - opened,
+        });
+    }
+    function.wait_idle(bench.scale.burst_rounds).await?;
+    let cpu = CpuSplit::now(bench.store_pid, None);
     let (_, raw_time) = raw_read(&store, since_ms).await?;
+    raw_cpu += CpuSplit::now(bench.store_pid, None) - cpu;
     raw_times.push(raw_time);
+    drop(function);
     Ok(BurstResult {
         bounties: n,
         write,
-        stream_delivered: received.at.len(),
-        stream_time: last - opened,
-        first_event: first - opened,
+        drains,
         raw_items,
         raw_times,
-        bytes_per_event: received.bytes as f64 / received.events.max(1) as f64,
+        drain_cpu,
+        raw_cpu,
+        bytes_per_event: frames.1 as f64 / frames.0.max(1) as f64,
         item_bytes,
     })
 }

@@ -1,5 +1,7 @@
 //! The figures as a terminal table, as Markdown for docs/benchmarks.md, and as JSON.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::cost::{self, CostModel};
@@ -104,30 +106,68 @@ fn rows(results: &Results) -> Vec<Row> {
             "",
             None,
         ));
+        let secs = |times: &mut dyn Iterator<Item = Duration>| {
+            times
+                .map(|t| format!("{:.2}", t.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let delivered = b
+            .drains
+            .iter()
+            .map(|d| d.delivered.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         rows.push(row(
-            "2. burst: one stream delivers all",
             format!(
-                "{} in {:.2} s = {:.0} events/s (first after {})",
-                b.stream_delivered,
-                b.stream_time.as_secs_f64(),
+                "2. burst: one stream delivers all (median of {} streams)",
+                b.drains.len()
+            ),
+            format!(
+                "{:.2} s = {:.0} events/s (first after {}; streams: {} s; delivered: {})",
+                b.stream_time().as_secs_f64(),
                 b.stream_rate(),
-                ms(b.first_event)
+                ms(b.first_event()),
+                secs(&mut b.drains.iter().map(|d| d.time)),
+                delivered,
             ),
             format!("all {}", b.bounties),
-            Some(b.stream_delivered == b.bounties),
+            Some(b.all_delivered()),
         ));
         rows.push(row(
-            "2. burst: raw store, same Query pattern, no function",
             format!(
-                "{:.0} items/s ({} reads of {} items: {})",
+                "2. burst: raw store, same Query pattern, no function (median of {} reads)",
+                b.raw_times.len()
+            ),
+            format!(
+                "{:.0} items/s (reads of {} items: {} s)",
                 b.raw_rate(),
-                b.raw_times.len(),
                 b.raw_items,
-                b.raw_times
-                    .iter()
-                    .map(|t| format!("{:.2} s", t.as_secs_f64()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                secs(&mut b.raw_times.iter().copied()),
+            ),
+            "",
+            None,
+        ));
+        let [store, function, emulator, client] = b.drain_cpu.seconds_per(b.drains.len());
+        rows.push(row(
+            "2. burst: CPU per stream (mean): store / function / emulator / client",
+            format!(
+                "{store:.2} / {function:.2} / {emulator:.2} / {client:.2} s = {:.2} CPU-s over {:.2} s",
+                store + function + emulator + client,
+                b.drains.iter().map(|d| d.time.as_secs_f64()).sum::<f64>()
+                    / b.drains.len().max(1) as f64,
+            ),
+            "",
+            None,
+        ));
+        let [store, _, _, reader] = b.raw_cpu.seconds_per(b.raw_times.len());
+        rows.push(row(
+            "2. burst: CPU per raw read (mean): store / reader",
+            format!(
+                "{store:.2} / {reader:.2} s = {:.2} CPU-s over {:.2} s",
+                store + reader,
+                b.raw_times.iter().map(Duration::as_secs_f64).sum::<f64>()
+                    / b.raw_times.len().max(1) as f64,
             ),
             "",
             None,
@@ -347,13 +387,16 @@ pub fn json(results: &Results) -> Value {
         "burst": results.burst.as_ref().map(|b| json!({
             "bounties": b.bounties,
             "write_s": b.write.as_secs_f64(),
-            "stream_delivered": b.stream_delivered,
-            "stream_s": b.stream_time.as_secs_f64(),
+            "stream_delivered": b.drains.iter().map(|d| d.delivered).collect::<Vec<_>>(),
+            "stream_s": b.drains.iter().map(|d| d.time.as_secs_f64()).collect::<Vec<_>>(),
+            "stream_median_s": b.stream_time().as_secs_f64(),
             "stream_events_per_s": b.stream_rate(),
-            "first_event_ms": b.first_event.as_secs_f64() * 1000.0,
+            "first_event_ms": b.drains.iter().map(|d| d.first_event.as_secs_f64() * 1000.0).collect::<Vec<_>>(),
             "raw_items": b.raw_items,
             "raw_s": b.raw_times.iter().map(|t| t.as_secs_f64()).collect::<Vec<_>>(),
             "raw_items_per_s": b.raw_rate(),
+            "cpu_per_stream_s": cpu_json(b.drain_cpu.seconds_per(b.drains.len())),
+            "cpu_per_raw_read_s": cpu_json(b.raw_cpu.seconds_per(b.raw_times.len())),
             "ratio": b.stream_rate() / b.raw_rate(),
             "bytes_per_event": b.bytes_per_event,
             "item_bytes": b.item_bytes,
@@ -386,4 +429,8 @@ pub fn json(results: &Results) -> Value {
         })),
         "prices_as_of": cost::PRICES_AS_OF,
     })
+}
+
+fn cpu_json([store, function, emulator, client]: [f64; 4]) -> Value {
+    json!({ "store": store, "function": function, "emulator": emulator, "client": client })
 }

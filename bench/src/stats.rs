@@ -33,6 +33,13 @@ fn percentile(sorted: &[Duration], pct: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The median (nearest rank) of the samples, if any.
+pub fn median(samples: &[Duration]) -> Option<Duration> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    (!sorted.is_empty()).then(|| percentile(&sorted, 50.0))
+}
+
 pub fn ms(duration: Duration) -> String {
     format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
 }
@@ -50,5 +57,8 @@ mod tests {
         assert_eq!(summary.p99, Duration::from_millis(198));
         assert_eq!(summary.max, Duration::from_millis(200));
         assert!(Summary::of(&[]).is_none());
+        let odd = [300, 100, 200].map(Duration::from_millis);
+        assert_eq!(median(&odd), Some(Duration::from_millis(200)));
+        assert_eq!(median(&[]), None);
     }
 }

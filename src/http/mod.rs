@@ -19,6 +19,7 @@ mod publish;
 mod stream;
 mod stream_cap;
 mod tasks;
+mod writes;
 
 pub use body::ResponseBody;
 pub use error::ApiError;

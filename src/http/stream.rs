@@ -7,16 +7,13 @@ use http::{header, HeaderValue, Response};
 use lambda_http::{Request, RequestExt};
 
 use super::body::{streaming, ResponseBody};
-use super::{cors, query_pairs, ApiError, App};
+use super::{cors, query_pairs, writes, ApiError, App};
 use crate::cursor::{Cursor, CursorRules, Position};
 use crate::feed::check_resumable;
 use crate::filter::{parse_stream_query, StartAt};
 use crate::store::{heads, FeedReader, FeedWriter, StreamLeases};
 use crate::stream::{bounty_stream, StreamStart};
 use crate::{timefmt, InputError, InputErrorCode};
-
-/// At most this many frames are written as one chunk.
-const FRAMES_PER_WRITE: usize = 100;
 
 /// A `since` further than this in the future is a mistake, not a plan.
 const SINCE_FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
@@ -95,12 +92,10 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
             .map(|ctx| ctx.request_id.clone())
             .unwrap_or_default(),
     };
-    // Frames ready together (a page of a burst) leave as one chunk: one write through
-    // the runtime instead of one per event. A lone frame is never held back.
-    let frames = bounty_stream(app.store.clone(), app.stream_settings(), start)
-        .map(|frame| frame.encode())
-        .ready_chunks(FRAMES_PER_WRITE)
-        .map(join_frames);
+    let frames = writes::coalesce_ready(
+        bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode()),
+        writes::MAX_WRITE_BYTES,
+    );
     let frames = super::stream_cap::hold(frames, lease);
     let mut response = Response::new(streaming(frames));
     let headers = response.headers_mut();
@@ -115,36 +110,4 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
         .extensions_mut()
         .insert(super::access_log::FilterSummary(filter_json));
     Ok(response)
-}
-
-fn join_frames(frames: Vec<bytes::Bytes>) -> bytes::Bytes {
-    if let [one] = frames.as_slice() {
-        return one.clone();
-    }
-    let mut joined = bytes::BytesMut::with_capacity(frames.iter().map(|f| f.len()).sum());
-    for frame in &frames {
-        joined.extend_from_slice(frame);
-    }
-    joined.freeze()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_util::stream;
-
-    #[tokio::test]
-    async fn frames_ready_together_leave_as_one_chunk_in_order() {
-        let frames: Vec<bytes::Bytes> = (0..250)
-            .map(|n| bytes::Bytes::from(format!("data: {n}\n\n")))
-            .collect();
-        let chunks: Vec<bytes::Bytes> = stream::iter(frames.clone())
-            .ready_chunks(FRAMES_PER_WRITE)
-            .map(join_frames)
-            .collect()
-            .await;
-        assert_eq!(chunks.len(), 3);
-        assert_eq!(chunks.concat(), frames.concat());
-        assert_eq!(join_frames(vec![frames[7].clone()]), frames[7]);
-    }
 }

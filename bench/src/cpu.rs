@@ -1,0 +1,78 @@
+//! Who spends the machine's CPU during a measurement: the store (DynamoDB Local's
+//! JVM), the function's instances, the emulator around them (`cargo lambda watch`)
+//! and this driver (the client). On a small machine they share the cores, so a
+//! figure bounded by CPU is explained by this split.
+
+use std::ops::{AddAssign, Sub};
+
+use crate::function::{self, Function};
+
+/// CPU time in clock ticks, per party.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSplit {
+    pub store: u64,
+    pub function: u64,
+    pub emulator: u64,
+    pub client: u64,
+}
+
+impl CpuSplit {
+    /// Now, as cumulative ticks. `store` is DynamoDB Local's process (with its
+    /// descendants) when scripts/bench named it (`BENCH_STORE_PID`).
+    pub fn now(store_pid: Option<u32>, function: Option<&Function>) -> CpuSplit {
+        let (function_ticks, watcher_ticks) = match function {
+            Some(function) => {
+                let instances = function.instances();
+                (ticks(&instances), tree_ticks(function.watcher_pid()))
+            }
+            None => (0, 0),
+        };
+        CpuSplit {
+            store: store_pid.map(tree_ticks).unwrap_or(0),
+            function: function_ticks,
+            emulator: watcher_ticks.saturating_sub(function_ticks),
+            client: ticks(&[std::process::id()]),
+        }
+    }
+
+    /// Each party's share in seconds, divided by `runs`.
+    pub fn seconds_per(&self, runs: usize) -> [f64; 4] {
+        let per = function::clock_ticks() as f64 * runs.max(1) as f64;
+        [self.store, self.function, self.emulator, self.client].map(|t| t as f64 / per)
+    }
+}
+
+impl Sub for CpuSplit {
+    type Output = CpuSplit;
+
+    fn sub(self, earlier: CpuSplit) -> CpuSplit {
+        CpuSplit {
+            store: self.store.saturating_sub(earlier.store),
+            function: self.function.saturating_sub(earlier.function),
+            emulator: self.emulator.saturating_sub(earlier.emulator),
+            client: self.client.saturating_sub(earlier.client),
+        }
+    }
+}
+
+impl AddAssign for CpuSplit {
+    fn add_assign(&mut self, other: CpuSplit) {
+        self.store += other.store;
+        self.function += other.function;
+        self.emulator += other.emulator;
+        self.client += other.client;
+    }
+}
+
+fn ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| function::proc_stat(*pid))
+        .map(|stat| stat.cpu_ticks)
+        .sum()
+}
+
+fn tree_ticks(root: u32) -> u64 {
+    let mut pids = function::descendants(root);
+    pids.push(root);
+    ticks(&pids)
+}
