@@ -18,16 +18,17 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::bounty::Bounty;
-use crate::cursor::{Cursor, Position, MAX_CREATED_MS, MAX_SEQ};
+use crate::cursor::{parse_digits, Cursor, Position, MAX_CREATED_MS, MAX_SEQ};
 use crate::filter::Filter;
 use crate::store::{heads, FeedReader, LogEntry, StoreError};
 use crate::{timefmt, InputError, InputErrorCode};
 
 /// Entries read per shard per Query while walking back.
 const READ_CHUNK: usize = 200;
-/// Queries one page may spend; a page cut short still returns a token, so a very
-/// selective filter costs several small requests instead of one unbounded one.
-const MAX_READS_PER_PAGE: usize = 16;
+/// Queries one page may spend beyond one per shard (every shard may need its first
+/// read before anything can be listed); a page cut short still returns a token, so a
+/// very selective filter costs several small requests instead of one unbounded one.
+const MAX_REFILLS_PER_PAGE: usize = 16;
 
 /// Where a listing is: its snapshot and, per shard, the walk's next upper bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,8 +123,8 @@ impl PageToken {
                 pair => {
                     let (ms, seq) = pair.split_once('-')?;
                     let position = Position {
-                        created_ms: ms.parse().ok()?,
-                        seq: seq.parse().ok()?,
+                        created_ms: parse_digits(ms)?,
+                        seq: parse_digits(seq)?,
                     };
                     (position.created_ms <= MAX_CREATED_MS && position.seq <= MAX_SEQ + 1)
                         .then_some(Some(position))
@@ -190,6 +191,7 @@ pub async fn list_page<R: FeedReader>(
 
     let mut bounties = Vec::new();
     let mut reads = 0;
+    let max_reads = walks.len() + MAX_REFILLS_PER_PAGE;
     'page: while bounties.len() < limit {
         // Every shard still walking needs its next entry in hand before the newest
         // of them can be chosen.
@@ -200,7 +202,7 @@ pub async fn list_page<R: FeedReader>(
             let Some(before) = walk.read_before else {
                 continue;
             };
-            if reads == MAX_READS_PER_PAGE {
+            if reads == max_reads {
                 break 'page;
             }
             reads += 1;
@@ -260,6 +262,8 @@ pub async fn list_page<R: FeedReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cursor::MAX_FEED_SHARDS;
+    use crate::filter::MAX_CURSOR_LEN;
 
     fn snapshot() -> Cursor {
         Cursor {
@@ -314,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn at_the_most_shards_and_the_largest_positions_tokens_and_cursors_fit_their_limit() {
+        let largest = Position {
+            created_ms: MAX_CREATED_MS,
+            seq: MAX_SEQ,
+        };
+        let snapshot = Cursor {
+            issued_ms: MAX_CREATED_MS,
+            positions: vec![largest; MAX_FEED_SHARDS],
+        };
+        assert!(snapshot.encode().len() <= MAX_CURSOR_LEN);
+        let filter = Filter::default();
+        let mut token = PageToken::start(snapshot, fingerprint(&filter));
+        token.before = vec![Some(largest); MAX_FEED_SHARDS];
+        let text = token.encode();
+        assert!(text.len() <= MAX_CURSOR_LEN, "{} bytes", text.len());
+        assert_eq!(
+            PageToken::decode(&text, &filter, MAX_FEED_SHARDS),
+            Ok(token)
+        );
+    }
+
+    #[test]
     fn malformed_tokens_are_refused_as_page_token_errors() {
         let filter = Filter::default();
         let good = PageToken::start(snapshot(), fingerprint(&filter)).encode();
@@ -326,6 +352,11 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("1.abc.zzz.x.x"),
             &URL_SAFE_NO_PAD.encode(format!(
                 "1.{}.{}.1-2",
+                fingerprint(&filter),
+                snapshot().encode()
+            )),
+            &URL_SAFE_NO_PAD.encode(format!(
+                "1.{}.{}.1-2.+3-4",
                 fingerprint(&filter),
                 snapshot().encode()
             )),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::auth::ApiKeys;
+use crate::cursor::MAX_FEED_SHARDS;
 
 /// Everything the function reads from its environment (besides the AWS SDK's own).
 #[derive(Debug, Clone)]
@@ -112,7 +113,8 @@ impl Config {
             // Lambda's hard limit is 900 s; the template's timeout must stay above this.
             stream_max: Duration::from_secs(number("STREAM_MAX_SECONDS", 270, 1, 890)?),
             lookback: Duration::from_secs(number("LOOKBACK_SECONDS", 86_400, 60, 30 * 86_400)?),
-            feed_shards: usize::try_from(number("FEED_SHARDS", 1, 1, 64)?).unwrap_or(1),
+            feed_shards: usize::try_from(number("FEED_SHARDS", 1, 1, MAX_FEED_SHARDS as u64)?)
+                .unwrap_or(1),
             max_streams_per_client: u32::try_from(number("MAX_STREAMS_PER_CLIENT", 10, 1, 10_000)?)
                 .unwrap_or(10),
             stream_lease_grace: Duration::from_secs(number(
@@ -191,6 +193,7 @@ mod tests {
             ("STREAM_MAX_SECONDS", "900"),
             ("LOOKBACK_SECONDS", "1"),
             ("FEED_SHARDS", "0"),
+            ("FEED_SHARDS", "17"),
             ("MAX_STREAMS_PER_CLIENT", "1e3"),
             ("MAX_STREAMS_PER_CLIENT", "0"),
             ("STREAM_LEASE_GRACE_SECONDS", "0"),

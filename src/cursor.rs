@@ -14,6 +14,10 @@ use crate::{InputError, InputErrorCode};
 /// The largest values a position may hold (the widths of the sort key's fields).
 pub const MAX_CREATED_MS: u64 = 9_999_999_999_999;
 pub const MAX_SEQ: u64 = 999_999_999_999;
+/// The most shards a feed may have: a cursor, and a backfill page token (which carries
+/// a cursor and a bound per shard), then stay within [`crate::filter::MAX_CURSOR_LEN`]
+/// at any position.
+pub const MAX_FEED_SHARDS: usize = 16;
 /// A cursor issued further than this in the future is not one of ours.
 const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
@@ -59,7 +63,8 @@ impl Position {
     }
 }
 
-fn parse_digits(text: &str) -> Option<u64> {
+/// Digits only: `str::parse` would also take a sign.
+pub(crate) fn parse_digits(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

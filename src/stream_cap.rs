@@ -140,24 +140,22 @@ impl<L: StreamLeases> std::fmt::Debug for Lease<L> {
 }
 
 impl<L: StreamLeases> Lease<L> {
-    pub fn stream_id(&self) -> &str {
-        &self.stream_id
-    }
-
     pub fn slot(&self) -> u32 {
         self.slot
     }
 
-    /// Frees the slot now (a failure is logged: the lease lapses on its own).
+    /// Frees the slot now (a failure is logged: the lease lapses on its own). Marked
+    /// released only once the delete returned: if this future is dropped mid-way (the
+    /// body dropped while releasing), `Drop` still releases.
     pub async fn release(mut self) {
-        self.released = true;
         release_logged(
             self.store.clone(),
-            std::mem::take(&mut self.client),
+            self.client.clone(),
             self.slot,
-            std::mem::take(&mut self.stream_id),
+            self.stream_id.clone(),
         )
         .await;
+        self.released = true;
     }
 }
 

@@ -1,6 +1,7 @@
 //! `firehose mcp` driven by a real MCP client (the Python `mcp` package, installed by
 //! scripts/test into .local/venv): list the tools, call subscribe_bounties with
-//! max_results 1, publish a match while it waits, get that bounty back; then list_bounties.
+//! max_results 1, publish a match while it waits, get that bounty back; then list_bounties;
+//! then subscribe_bounties for what nobody publishes, which ends at its timeout.
 
 mod common;
 
@@ -119,6 +120,15 @@ async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
         .collect();
     assert_eq!(titles, ["the match", "not enough"]);
     assert!(listed["listed"]["stream_cursor"].is_string());
+    // Nothing matches: the call ends at its timeout, empty-handed, without an error.
+    let waited = next(&mut lines).await;
+    assert_eq!(waited["is_error"], false, "{waited}");
+    assert_eq!(waited["waited"]["timed_out"], true, "{waited}");
+    assert_eq!(
+        waited["waited"]["bounties"].as_array().map(Vec::len),
+        Some(0),
+        "{waited}"
+    );
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .expect("the MCP client exits")

@@ -1,6 +1,7 @@
 //! The Rust SDK (package firehose-client) against the real function under
-//! `cargo lambda watch` and DynamoDB Local: reconnects at the stream cap, through cut,
-//! stalled and refused connections, and its stop on a 4xx.
+//! `cargo lambda watch` and DynamoDB Local: reconnects at the stream's time cap, through
+//! cut, stalled and refused connections, its wait when refused for too many open
+//! streams (429), and its stop on any other 4xx.
 //!
 //! De-duplication is turned off in the delivery tests (`dedupe_window(0)`), so "exactly
 //! once" is what the wire and the SDK's resume deliver, not what the window hides.
@@ -340,4 +341,66 @@ async fn backfill_follows_pages_newest_first_up_to_the_limit() {
     assert_eq!(one.title, "b0");
     let missing = sdk.get("01ARZ3NDEKTSV4RRFFQ69G5FAV").await.unwrap_err();
     assert_eq!(missing.code(), Some("not_found"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refused_at_its_stream_cap_waits_as_told_then_connects() {
+    let f = Function::on_shared(
+        "sdk-429",
+        &[
+            ("MAX_STREAMS_PER_CLIENT", "1"),
+            ("STREAM_MAX_SECONDS", "5"),
+            ("HEARTBEAT_SECONDS", "1"),
+        ],
+    )
+    .await;
+    // Another stream from this address holds the only slot; it closes at its 5 s cap.
+    let held = common::http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .send()
+        .await
+        .expect("the first stream");
+    assert_eq!(held.status(), 200);
+    let refused_at = std::time::Instant::now();
+
+    let mut events = std::pin::pin!(client(&f.base).subscribe_events(python()));
+    let first = tokio::time::timeout(30 * SECOND, events.next())
+        .await
+        .expect("an event");
+    match first {
+        Some(Ok(SubscriptionEvent::Reconnecting {
+            failures,
+            delay,
+            reason,
+        })) => {
+            assert_eq!(failures, 1);
+            assert!(reason.contains("429"), "{reason}");
+            // Retry-After is whole seconds, at least 1: the client waits at least that
+            // long, although its own back-off starts at 200 ms.
+            assert!(delay >= SECOND, "{delay:?}");
+        }
+        other => panic!("expected a 429 and a wait, got {other:?}"),
+    }
+    drop(held);
+    let connected = loop {
+        match tokio::time::timeout(30 * SECOND, events.next()).await {
+            Ok(Some(Ok(SubscriptionEvent::Connected(_)))) => break refused_at.elapsed(),
+            Ok(Some(Ok(SubscriptionEvent::Reconnecting { reason, .. }))) => {
+                assert!(reason.contains("429"), "{reason}");
+            }
+            other => panic!("expected to connect once the slot is free, got {other:?}"),
+        }
+    };
+    assert!(connected >= SECOND, "connected after {connected:?}");
+    let id = f
+        .publish(&bounty_body("after the wait", "python", 60_000, &[]))
+        .await;
+    let delivered = loop {
+        match tokio::time::timeout(30 * SECOND, events.next()).await {
+            Ok(Some(Ok(SubscriptionEvent::Bounty(bounty)))) => break bounty.id,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected the bounty, got {other:?}"),
+        }
+    };
+    assert_eq!(delivered, id);
 }

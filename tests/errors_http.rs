@@ -6,32 +6,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{bounty_body, http, Function, TEST_KEY};
+use common::{bounty_body, expect_error, http, Function, TEST_KEY};
 use firehose::cursor::{Cursor, Position};
 use firehose::timefmt;
-use serde_json::Value;
-
-async fn expect_error(
-    response: reqwest::Response,
-    status: u16,
-    code: &str,
-    param: Option<&str>,
-) -> reqwest::header::HeaderMap {
-    let headers = response.headers().clone();
-    let got = response.status().as_u16();
-    let body: Value = response.json().await.expect("JSON error body");
-    assert_eq!(got, status, "{body}");
-    assert_eq!(headers["content-type"], "application/json", "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert_eq!(body["error"]["param"].as_str(), param, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.len() > 10),
-        "{body}"
-    );
-    headers
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_invalid_stream_request_is_a_400_before_any_stream() {
@@ -185,7 +162,7 @@ async fn publish_and_routing_errors_have_the_contract_shape() {
     let body = bounty_body("t", "python", 100, &[]);
     let tasks = f.url("/api/v1/tasks");
 
-    let headers = expect_error(
+    let (headers, _) = expect_error(
         http().post(&tasks).json(&body).send().await.expect("req"),
         401,
         "unauthorized",
@@ -262,7 +239,7 @@ async fn publish_and_routing_errors_have_the_contract_shape() {
         None,
     )
     .await;
-    let headers = expect_error(
+    let (headers, _) = expect_error(
         http()
             .delete(f.url("/api/v1/bounties/stream"))
             .send()
@@ -354,7 +331,7 @@ async fn every_path_answers_preflights_and_wrong_methods_with_allow() {
             reqwest::Method::DELETE,
             reqwest::Method::PATCH,
         ] {
-            let headers = expect_error(
+            let (headers, _) = expect_error(
                 http()
                     .request(method.clone(), f.url(path))
                     .send()
@@ -368,7 +345,7 @@ async fn every_path_answers_preflights_and_wrong_methods_with_allow() {
             assert_eq!(headers["allow"], allow, "{method} {path}");
         }
     }
-    let headers = expect_error(
+    let (headers, _) = expect_error(
         http()
             .post(f.url("/api/v1/tasks/01JABCDEFGHJKMNPQRSTVWXYZ0"))
             .bearer_auth(TEST_KEY)

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bounty_body, http, Function, TEST_KEY};
+use common::{bounty_body, expect_error, http, Function, TEST_KEY};
 use firehose::auth::ApiKeys;
 use firehose::http::limits::{MAX_HEADER_BYTES, MAX_QUERY_BYTES};
 use serde_json::Value;
@@ -215,17 +215,6 @@ async fn keys_authorization_headers_and_key_hashes_never_reach_the_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_query_strings_and_headers_are_refused_in_json() {
     let f = Function::on_shared("limits", &[]).await;
-    let check = |response: reqwest::Response, status: u16, code: &'static str| async move {
-        let got = response.status().as_u16();
-        let content_type = response.headers()["content-type"].clone();
-        let body: Value = response.json().await.expect("JSON");
-        assert_eq!(got, status, "{body}");
-        assert_eq!(content_type, "application/json");
-        assert_eq!(body["error"]["code"], code, "{body}");
-        assert!(body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
-    };
     // At the limit: an ordinary 400 for the (invalid) parameter, not a size refusal.
     let at_limit = format!("colour={}", "a".repeat(MAX_QUERY_BYTES - "colour=".len()));
     let response = http()
@@ -233,14 +222,14 @@ async fn oversized_query_strings_and_headers_are_refused_in_json() {
         .send()
         .await
         .expect("request");
-    check(response, 400, "unknown_parameter").await;
+    expect_error(response, 400, "unknown_parameter", Some("colour")).await;
     for path in ["/api/v1/bounties/stream", "/api/v1/tasks"] {
         let response = http()
             .get(f.url(&format!("{path}?category={}", "a".repeat(MAX_QUERY_BYTES))))
             .send()
             .await
             .expect("request");
-        check(response, 414, "query_too_long").await;
+        expect_error(response, 414, "query_too_long", Some("query")).await;
     }
     let response = http()
         .get(f.url("/api/v1/bounties/stream"))
@@ -248,7 +237,7 @@ async fn oversized_query_strings_and_headers_are_refused_in_json() {
         .send()
         .await
         .expect("request");
-    check(response, 431, "headers_too_large").await;
+    expect_error(response, 431, "headers_too_large", None).await;
     let response = http()
         .post(f.url("/api/v1/tasks"))
         .bearer_auth(TEST_KEY)
@@ -257,5 +246,5 @@ async fn oversized_query_strings_and_headers_are_refused_in_json() {
         .send()
         .await
         .expect("request");
-    check(response, 413, "payload_too_large").await;
+    expect_error(response, 413, "payload_too_large", Some("body")).await;
 }

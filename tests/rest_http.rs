@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{bounty_body, http, Function, Subscriber, TEST_KEY};
+use firehose::auth::ApiKeys;
 use firehose::bounty::BountyDraft;
 use firehose::publish::{append, pick_shard, MAX_BATCH};
 use firehose::store::FeedHeads;
@@ -205,6 +206,40 @@ async fn paging_through_250_bounties_returns_each_once_newest_first() {
     assert_eq!(body["error"]["param"], "page_token");
 }
 
+/// Every shard non-empty at the most shards a feed may have: a page first reads each
+/// shard once, and a shard whose newest entries do not match is walked in several reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_at_the_most_shards_lists_every_bounty_once_across_pages() {
+    let shards = firehose::cursor::MAX_FEED_SHARDS;
+    let f = Function::on_shared("most-shards", &[("FEED_SHARDS", &shards.to_string())]).await;
+    let store = f.store(shards).await;
+    let mut python = Vec::new();
+    for shard in 0..shards {
+        let drafts: Vec<BountyDraft> = (0..2)
+            .map(|n| common::draft(&format!("s{shard}-{n}"), "python"))
+            .collect();
+        for bounty in append(&store, shard, &drafts).await.expect("append") {
+            python.push(bounty.id);
+        }
+    }
+    // The newest 450 entries of shard 0 are rust: listing python walks past them.
+    let rust: Vec<BountyDraft> = (0..450)
+        .map(|n| common::draft(&format!("r{n}"), "rust"))
+        .collect();
+    for chunk in rust.chunks(MAX_BATCH) {
+        append(&store, 0, chunk).await.expect("append");
+    }
+
+    let pages = all_pages(&f, "category=python&limit=5").await;
+    let listed: Vec<String> = pages.iter().flat_map(ids).collect();
+    assert_eq!(listed.len(), 2 * shards, "{} pages", pages.len());
+    let mut sorted = listed.clone();
+    sorted.sort();
+    python.sort();
+    assert_eq!(sorted, python, "every python bounty, each once");
+    assert!(pages.iter().all(|p| ids(p).len() <= 5));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bounty_is_found_by_its_id_and_an_unknown_id_is_a_404() {
     let f = Function::on_shared("lookup", &[("FEED_SHARDS", "2")]).await;
@@ -234,9 +269,14 @@ async fn a_bounty_is_found_by_its_id_and_an_unknown_id_is_a_404() {
 }
 
 async fn publish_with_key(f: &Function, key: &str, body: &Value) -> (u16, Value, bool) {
+    publish_as(f, TEST_KEY, key, body).await
+}
+
+/// Publishes `body` with API key `api_key` and Idempotency-Key `key`.
+async fn publish_as(f: &Function, api_key: &str, key: &str, body: &Value) -> (u16, Value, bool) {
     let response = http()
         .post(f.url("/api/v1/tasks"))
-        .bearer_auth(TEST_KEY)
+        .bearer_auth(api_key)
         .header("idempotency-key", key)
         .json(body)
         .send()
@@ -244,6 +284,19 @@ async fn publish_with_key(f: &Function, key: &str, body: &Value) -> (u16, Value,
         .expect("publish");
     let status = response.status().as_u16();
     let replayed = response.headers().get("idempotent-replayed").is_some();
+    // A browser's script reads only the headers the response exposes.
+    let exposed = response
+        .headers()
+        .get("access-control-expose-headers")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        exposed
+            .split(',')
+            .any(|name| name.trim() == "idempotent-replayed"),
+        "exposed: {exposed:?}"
+    );
     (
         status,
         response.json().await.unwrap_or(Value::Null),
@@ -289,6 +342,32 @@ async fn the_same_idempotency_key_and_body_return_the_same_bounty_without_a_seco
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["code"], "invalid_parameter");
     assert_eq!(err["error"]["param"], "Idempotency-Key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_belongs_to_the_api_key_that_used_it() {
+    let other_api_key = "another-publisher-key";
+    let keys = format!(
+        "{}, {}",
+        ApiKeys::hash_hex(TEST_KEY),
+        ApiKeys::hash_hex(other_api_key)
+    );
+    let f = Function::on_shared("idemkeys", &[("PUBLISH_API_KEY_SHA256", &keys)]).await;
+    let store = f.store(1).await;
+    let mine = bounty_body("mine", "python", 100, &[]);
+    let theirs = bounty_body("theirs", "python", 200, &[]);
+
+    let (status, first, _) = publish_as(&f, TEST_KEY, "order-1", &mine).await;
+    assert_eq!(status, 201, "{first}");
+    // Another publisher's "order-1" is its own request, not a reuse of ours.
+    let (status, second, replayed) = publish_as(&f, other_api_key, "order-1", &theirs).await;
+    assert_eq!((status, replayed), (201, false), "{second}");
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(store.head(0).await.expect("head").seq, 2, "two writes");
+    // Each still replays its own.
+    let (status, again, replayed) = publish_as(&f, other_api_key, "order-1", &theirs).await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["id"], second["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,21 +6,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{http, Function};
-use serde_json::Value;
+use common::{expect_error, http, Function};
 
 const SECOND: Duration = Duration::from_secs(1);
 const STREAM: &str = "/api/v1/bounties/stream";
 
 /// Asserts the contract's 429 and returns its Retry-After in seconds.
 async fn expect_too_many(response: reqwest::Response) -> u64 {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body: Value = response.json().await.expect("a JSON body");
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
-    assert!(body["error"]["param"].is_null(), "{body}");
+    let (headers, body) = expect_error(response, 429, "too_many_streams", None).await;
     assert!(
         body["error"]["message"]
             .as_str()

@@ -23,7 +23,10 @@ impl CpuSplit {
         let (function_ticks, watcher_ticks) = match function {
             Some(function) => {
                 let instances = function.instances();
-                (ticks(&instances), tree_ticks(function.watcher_pid()))
+                (
+                    function::cpu_ticks(&instances),
+                    tree_ticks(function.watcher_pid()),
+                )
             }
             None => (0, 0),
         };
@@ -31,7 +34,7 @@ impl CpuSplit {
             store: store_pid.map(tree_ticks).unwrap_or(0),
             function: function_ticks,
             emulator: watcher_ticks.saturating_sub(function_ticks),
-            client: ticks(&[std::process::id()]),
+            client: function::cpu_ticks(&[std::process::id()]),
         }
     }
 
@@ -64,15 +67,8 @@ impl AddAssign for CpuSplit {
     }
 }
 
-fn ticks(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|pid| function::proc_stat(*pid))
-        .map(|stat| stat.cpu_ticks)
-        .sum()
-}
-
 fn tree_ticks(root: u32) -> u64 {
     let mut pids = function::descendants(root);
     pids.push(root);
-    ticks(&pids)
+    function::cpu_ticks(&pids)
 }

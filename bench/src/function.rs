@@ -222,6 +222,14 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
+/// The CPU time (utime + stime, clock ticks) of the live processes among `pids`.
+pub fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| proc_stat(*pid))
+        .map(|stat| stat.cpu_ticks)
+        .sum()
+}
+
 /// A `VmXxx:` figure of /proc/<pid>/status, in kB.
 pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

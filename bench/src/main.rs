@@ -473,17 +473,11 @@ async fn idle(bench: &Bench) -> Result<IdleResult, BoxError> {
     if instances.is_empty() {
         return Err("no firehose-lambda process found under cargo lambda watch".into());
     }
-    let cpu = |pids: &[u32]| -> u64 {
-        pids.iter()
-            .filter_map(|pid| function::proc_stat(*pid))
-            .map(|stat| stat.cpu_ticks)
-            .sum()
-    };
-    let before_cpu = cpu(&instances);
+    let before_cpu = function::cpu_ticks(&instances);
     let before_requests = proxy.counts();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let after_cpu = cpu(&instances);
+    let after_cpu = function::cpu_ticks(&instances);
     let after_requests = proxy.counts();
     let elapsed = started.elapsed().as_secs_f64();
     let peak_rss_kb = instances

@@ -41,7 +41,7 @@ pub mod money;
 pub mod sse;
 pub mod subscription;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{Client, ClientBuilder, MAX_PAGE_SIZE};
 pub use error::{ApiErrorBody, ClientError};
 pub use model::{Bounty, Connected, Filter, NewBounty, Page};
 pub use subscription::{StartAt, SubscribeOptions, SubscriptionEvent};

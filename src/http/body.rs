@@ -36,6 +36,15 @@ pub fn json(status: http::StatusCode, json: Vec<u8>) -> http::Response<ResponseB
     response
 }
 
+/// `value` serialised as a JSON answer. serde_json fails only on maps with non-string
+/// keys or a failing `Serialize` impl, and the answers (bounties, pages) have neither.
+pub fn json_of(
+    status: http::StatusCode,
+    value: &impl serde::Serialize,
+) -> http::Response<ResponseBody> {
+    json(status, serde_json::to_vec(value).unwrap_or_default())
+}
+
 /// An empty body.
 pub fn empty() -> ResponseBody {
     StreamBody::new(Box::pin(futures_util::stream::empty()))

@@ -8,10 +8,17 @@ use super::body::{empty, ResponseBody};
 pub const ALLOWED_HEADERS: &str =
     "authorization, content-type, last-event-id, idempotency-key, cache-control";
 
+/// Response headers a browser's script may read besides the safelisted ones.
+pub const EXPOSED_HEADERS: &str = "retry-after, location, idempotent-replayed";
+
 pub fn add_origin(headers: &mut HeaderMap) {
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED_HEADERS),
     );
 }
 

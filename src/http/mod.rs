@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use http::{Method, Response};
 use lambda_http::{Request, RequestExt};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::store::{FeedReader, FeedWriter, StreamLeases};
@@ -99,13 +100,14 @@ pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
         .unwrap_or_default();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // Instrumented, not entered: an entered span held across an await would tag other
+    // requests' log lines on this thread with this request.
     let span = tracing::info_span!("request", %request_id, %method, %path);
-    let _entered = span.enter();
-    let response = match route(app, req).await {
+    let response = match route(app, req).instrument(span.clone()).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     };
-    access.finish(response)
+    span.in_scope(|| access.finish(response))
 }
 
 async fn route<S: FeedReader + FeedWriter + StreamLeases>(

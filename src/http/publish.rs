@@ -10,7 +10,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::body::ResponseBody;
-use super::tasks::json_response;
 use super::{ApiError, App, MAX_BODY_BYTES};
 use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::publish::{append, append_claimed, pick_shard, PublishError, IDEMPOTENCY_TTL};
@@ -164,7 +163,7 @@ fn replay(
 }
 
 fn answer(status: StatusCode, bounty: &Bounty) -> Response<ResponseBody> {
-    let mut response = json_response(status, bounty);
+    let mut response = super::body::json_of(status, bounty);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/tasks/{}", bounty.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }

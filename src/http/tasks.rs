@@ -56,7 +56,7 @@ pub async fn list<S: FeedReader>(
         next_page_token: page.next.map(|token| token.encode()),
         stream_cursor,
     };
-    let mut response = json_response(StatusCode::OK, &body);
+    let mut response = super::body::json_of(StatusCode::OK, &body);
     let extensions = response.extensions_mut();
     extensions.insert(super::access_log::FilterSummary(
         serde_json::to_string(&query.filter).unwrap_or_default(),
@@ -80,10 +80,5 @@ pub async fn get<S: FeedReader>(
         .find(shard, created_ms, &canonical)
         .await?
         .ok_or(ApiError::NoSuchBounty)?;
-    Ok(json_response(StatusCode::OK, &bounty))
-}
-
-/// `body` as a JSON answer.
-pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<ResponseBody> {
-    super::body::json(status, serde_json::to_vec(body).unwrap_or_default())
+    Ok(super::body::json_of(StatusCode::OK, &bounty))
 }

@@ -2,10 +2,11 @@
 //! burst) leave as one write of up to [`MAX_WRITE_BYTES`], so a burst is not ten
 //! thousand small writes through the runtime, and a lone frame is never held back.
 //!
-//! The cap is in bytes, not frames: it is what a client receives in one piece over
-//! plain HTTP. Over a Function URL's TLS a client reads at most a 16 KiB record at a
-//! time anyway; some SSE parsers (`eventsource-stream`, under `reqwest-eventsource`)
-//! cost time quadratic in the size of a piece, so a larger write would only slow them.
+//! The cap is in bytes, not frames, and is one TLS record: over a Function URL a client
+//! receives the stream in records of at most 16 KiB anyway, so larger writes gain
+//! nothing there. Over plain HTTP (local runs) a write arrives as one piece, and some
+//! SSE parsers (`eventsource-stream`, under `reqwest-eventsource`) take time quadratic
+//! in a piece's size (docs/benchmarks.md).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

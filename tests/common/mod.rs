@@ -28,6 +28,30 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// Asserts the contract's error answer (status, JSON, code, param and a message a
+/// person can act on) and returns its headers and body.
+pub async fn expect_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+    param: Option<&str>,
+) -> (reqwest::header::HeaderMap, Value) {
+    let headers = response.headers().clone();
+    let got = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(got, status, "{body}");
+    assert_eq!(headers["content-type"], "application/json", "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["param"].as_str(), param, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.len() > 10),
+        "{body}"
+    );
+    (headers, body)
+}
+
 /// The publish key every test function accepts.
 pub const TEST_KEY: &str = "test-publish-key";
 

@@ -7,6 +7,8 @@ Prints one JSON object per line, flushed, for the Rust test that runs it:
   {"progress": p, "total": t, "message": m}   each progress notification
   {"result": ..., "is_error": bool}      what subscribe_bounties returned
   {"listed": ..., "is_error": bool}      what list_bounties returned afterwards
+  {"waited": ..., "is_error": bool}      subscribe_bounties for what nobody publishes,
+                                         with a short timeout
 """
 
 import asyncio
@@ -41,6 +43,12 @@ async def main(binary, url):
 
             listed = await session.call_tool("list_bounties", {"category": ["python"], "limit": 5})
             emit({"listed": listed.structured_content, "is_error": listed.is_error})
+
+            waited = await session.call_tool(
+                "subscribe_bounties",
+                {"category": ["cobol"], "tag": ["mainframe"], "max_results": 1, "timeout_ms": 1500},
+            )
+            emit({"waited": waited.structured_content, "is_error": waited.is_error})
 
 
 if __name__ == "__main__":

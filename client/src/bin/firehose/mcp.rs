@@ -11,7 +11,7 @@
 use std::pin::pin;
 use std::time::Duration;
 
-use firehose_client::{Bounty, Client, ClientError, Filter, SubscriptionEvent};
+use firehose_client::{Bounty, Client, ClientError, Filter, SubscriptionEvent, MAX_PAGE_SIZE};
 use futures_util::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -246,9 +246,9 @@ impl FirehoseTools {
         &self,
         Parameters(params): Parameters<ListParams>,
     ) -> Result<CallToolResult, ErrorData> {
-        if !(1..=100).contains(&params.limit) {
+        if !(1..=MAX_PAGE_SIZE).contains(&params.limit) {
             return Err(ErrorData::invalid_params(
-                format!("limit must be 1 to 100 (got {})", params.limit),
+                format!("limit must be 1 to {MAX_PAGE_SIZE} (got {})", params.limit),
                 None,
             ));
         }
