@@ -263,7 +263,7 @@ pub async fn list_page<R: FeedReader>(
 mod tests {
     use super::*;
     use crate::cursor::MAX_FEED_SHARDS;
-    use crate::filter::MAX_CURSOR_LEN;
+    use crate::query::MAX_CURSOR_LEN;
 
     fn snapshot() -> Cursor {
         Cursor {
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_are_bound_to_their_filter_and_shards() {
         let filter = Filter {
-            categories: vec!["python".into()],
+            categories: vec![crate::bounty::Slug::parse("python").expect("slug")],
             ..Filter::default()
         };
         let mut token = PageToken::start(snapshot(), fingerprint(&filter));

@@ -15,7 +15,7 @@ use crate::{InputError, InputErrorCode};
 pub const MAX_CREATED_MS: u64 = 9_999_999_999_999;
 pub const MAX_SEQ: u64 = 999_999_999_999;
 /// The most shards a feed may have: a cursor, and a backfill page token (which carries
-/// a cursor and a bound per shard), then stay within [`crate::filter::MAX_CURSOR_LEN`]
+/// a cursor and a bound per shard), then stay within [`crate::query::MAX_CURSOR_LEN`]
 /// at any position.
 pub const MAX_FEED_SHARDS: usize = 16;
 /// A cursor issued further than this in the future is not one of ours.

@@ -8,17 +8,18 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
-use crate::bounty::{Bounty, BountyDraft};
+use crate::bounty::id::bounty_id;
+use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::cursor::{Position, MAX_CREATED_MS};
+use crate::idempotency::{self, IdempotencyKey};
 use crate::store::{AppendError, FeedWriter, IdempotencyClaim, LogEntry, StoreError};
-use crate::timefmt;
+use crate::{timefmt, InputError};
 
 /// How many entries one append may carry (DynamoDB allows 100 items per transaction,
 /// one of which is the head).
 pub const MAX_BATCH: usize = 99;
-/// How long an idempotency key is remembered.
-pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Attempts before giving up on a contended shard.
 const MAX_ATTEMPTS: u32 = 25;
 
@@ -33,27 +34,102 @@ pub enum PublishError {
     /// The idempotency key was claimed by another request first.
     #[error("the idempotency key is already claimed")]
     Claimed,
+    /// The request itself was refused (its body, or a reused idempotency key).
+    #[error(transparent)]
+    Invalid(#[from] InputError),
+}
+
+/// A publish that was answered: the bounty, and whether an earlier request with the
+/// same idempotency key created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub bounty: Bounty,
+    pub replayed: bool,
+}
+
+impl Published {
+    pub fn created(bounty: Bounty) -> Self {
+        Self {
+            bounty,
+            replayed: false,
+        }
+    }
+
+    pub fn replayed(bounty: Bounty) -> Self {
+        Self {
+            bounty,
+            replayed: true,
+        }
+    }
+}
+
+/// Publishes one bounty from a request body, on a shard picked at random: once per
+/// `key` if the publisher sent one.
+pub async fn publish<W: FeedWriter>(
+    store: &W,
+    publisher: &[u8],
+    key: Option<IdempotencyKey>,
+    body: &[u8],
+) -> Result<Published, PublishError> {
+    let shard = pick_shard(store.shard_count());
+    let idempotent = key.is_some();
+    let published = match key {
+        None => {
+            let draft = BountyDraft::from_json(body, Utc::now())?;
+            let mut appended = append(store, shard, &[draft]).await?;
+            Published::created(appended.pop().ok_or(PublishError::BatchSize(0))?)
+        }
+        Some(key) => {
+            // Parsed once: hashed for the claim, then validated if the key is new.
+            let request = parse_json(body)?;
+            let claim = key.claim(publisher, &request, Utc::now());
+            publish_once(store, shard, &claim, request, Utc::now()).await?
+        }
+    };
+    let bounty = &published.bounty;
+    if published.replayed {
+        tracing::info!(id = %bounty.id, "idempotent replay");
+    } else {
+        tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, idempotent, "bounty published");
+    }
+    Ok(published)
+}
+
+/// Publishes `request` (a publish body parsed as JSON) under `claim` on `shard`: the
+/// first request with the key creates the bounty, every later or racing one replays it.
+async fn publish_once<W: FeedWriter>(
+    store: &W,
+    shard: usize,
+    claim: &IdempotencyClaim,
+    request: Value,
+    now: DateTime<Utc>,
+) -> Result<Published, PublishError> {
+    // A key seen before answers from its record, without validating the body again
+    // (its deadline may have passed since).
+    if let Some(record) = store.idempotency_record(&claim.key_hash).await? {
+        return Ok(Published::replayed(idempotency::replay(claim, record)?));
+    }
+    let draft = BountyDraft::from_value(request, now)?;
+    match append_claimed(store, shard, draft, claim).await {
+        Ok(bounty) => Ok(Published::created(bounty)),
+        Err(PublishError::Claimed) => {
+            // A racing request with the same key committed first: answer as it did.
+            let record = store
+                .idempotency_record(&claim.key_hash)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: "idempotency claim".into(),
+                    detail: "claimed but not readable".into(),
+                })?;
+            Ok(Published::replayed(idempotency::replay(claim, record)?))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Picks the shard for a new append: uniform, so load spreads evenly.
 pub fn pick_shard(shard_count: usize) -> usize {
     fastrand::usize(..shard_count.max(1))
-}
-
-/// A bounty's id: a ULID whose time is its `created_ms` and whose first random byte is
-/// its shard, so [`locate`] finds the one key range that can hold it.
-pub fn bounty_id(created_ms: u64, shard: usize) -> String {
-    let shard_byte = u128::from(u8::try_from(shard).unwrap_or(u8::MAX));
-    let random = (shard_byte << 72) | (fastrand::u128(..) & ((1u128 << 72) - 1));
-    ulid::Ulid::from_parts(created_ms, random).to_string()
-}
-
-/// Where the log keeps bounty `id`: `(shard, created_ms)`; `None` if `id` is not one
-/// of ours.
-pub fn locate(id: &str) -> Option<(usize, u64)> {
-    let ulid = ulid::Ulid::from_string(id).ok()?;
-    let shard = usize::try_from(ulid.random() >> 72).ok()?;
-    Some((shard, ulid.timestamp_ms()))
 }
 
 /// The entries that follow `head` in `shard`, created at `now` (never before the
@@ -144,7 +220,7 @@ mod tests {
         BountyDraft {
             title: "t".into(),
             description: String::new(),
-            category: "python".into(),
+            category: crate::bounty::Slug::parse("python").expect("slug"),
             budget_cents: 1,
             currency: "USD".into(),
             tags: vec![],
@@ -177,31 +253,13 @@ mod tests {
         );
         assert!(positions.iter().all(|p| p.sort_key() > head.sort_key()));
         assert_ne!(entries[0].bounty.id, entries[1].bounty.id);
-        assert_eq!(locate(&entries[1].bounty.id), Some((3, 2_000)));
+        assert_eq!(
+            crate::bounty::id::locate(&entries[1].bounty.id),
+            Some((3, 2_000))
+        );
         assert_eq!(timefmt::to_millis(entries[0].bounty.created_at), 2_000);
         let later = entries_after(head, timefmt::from_millis(5_000), 3, &drafts);
         assert_eq!(later[0].position.created_ms, 5_000);
-    }
-
-    #[test]
-    fn ids_are_time_ordered_ulids_that_locate_their_entry() {
-        let id = bounty_id(1_800_000_000_123, 63);
-        assert_eq!(id.len(), 26);
-        assert_eq!(locate(&id), Some((63, 1_800_000_000_123)));
-        assert_eq!(
-            locate(&id.to_ascii_lowercase()),
-            Some((63, 1_800_000_000_123))
-        );
-        assert!(bounty_id(1_800_000_000_124, 0) > id, "later ids sort after");
-        for junk in [
-            "",
-            "x",
-            "01J",
-            "not-a-ulid-at-all-0000000000",
-            "01ARZ3NDEKTSV4RRFFQ69G5FA!",
-        ] {
-            assert_eq!(locate(junk), None, "{junk}");
-        }
     }
 
     #[test]

@@ -12,13 +12,11 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use firehose::backfill::{fingerprint, PageToken};
-use firehose::bounty::{BountyDraft, MAX_DESCRIPTION_CHARS, MAX_TAGS, MAX_TITLE_CHARS};
+use firehose::bounty::{is_slug, BountyDraft, MAX_DESCRIPTION_CHARS, MAX_TAGS, MAX_TITLE_CHARS};
 use firehose::cursor::{Cursor, CursorRules, Position};
-use firehose::filter::{
-    is_slug, parse_list_query, parse_stream_query, Filter, MAX_CURSOR_LEN, MAX_FILTER_VALUES,
-    MAX_LIST_LIMIT,
-};
+use firehose::filter::{Filter, MAX_FILTER_VALUES};
 use firehose::http::{body::collect, ApiError};
+use firehose::query::{parse_list_query, parse_stream_query, MAX_CURSOR_LEN, MAX_LIST_LIMIT};
 use firehose::{timefmt, InputError};
 use proptest::prelude::*;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
-use firehose::bounty::BountyDraft;
+use firehose::bounty::{BountyDraft, Slug};
 use firehose::config::Config;
 use firehose::publish::{append, pick_shard};
 use firehose::store::dynamo::{client_from_env, schema, DynamoFeedStore};
@@ -100,20 +100,21 @@ const DEMO: [(&str, &str, u64, &[&str]); 5] = [
 
 async fn seed(store: DynamoFeedStore, count: usize) -> Result<(), String> {
     let now = Utc::now();
-    let drafts: Vec<BountyDraft> = (0..count)
+    let slug = |text: &str| Slug::parse(text).map_err(|err| err.to_string());
+    let drafts = (0..count)
         .map(|n| {
             let (title, category, budget_cents, tags) = DEMO[n % DEMO.len()];
-            BountyDraft {
+            Ok(BountyDraft {
                 title: title.to_owned(),
                 description: format!("Demo bounty #{} seeded by firehose-admin.", n + 1),
-                category: category.to_owned(),
+                category: slug(category)?,
                 budget_cents,
                 currency: "USD".to_owned(),
-                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                tags: tags.iter().map(|t| slug(t)).collect::<Result<_, _>>()?,
                 deadline: now + Duration::days(14 + n as i64),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<BountyDraft>, String>>()?;
     for chunk in drafts.chunks(firehose::publish::MAX_BATCH) {
         let shard = pick_shard(store_shards(&store));
         let bounties = append(&store, shard, chunk)

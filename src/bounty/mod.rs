@@ -1,14 +1,19 @@
 //! The public bounty, and the validation of a publish body into a [`BountyDraft`].
 //!
-//! A draft is everything the publisher chose; the server adds `id`, `created_at` and
-//! `status` when the bounty is appended to the feed (see [`crate::publish`]).
+//! A draft is everything the publisher chose; the server adds `id` ([`id`]),
+//! `created_at` and `status` when the bounty is appended to the feed (see
+//! [`crate::publish`]). Categories and tags are [`Slug`]s.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::filter::is_slug;
 use crate::{timefmt, InputError, InputErrorCode};
+
+pub mod id;
+mod slug;
+
+pub use slug::{is_slug, NotASlug, Slug, MAX_SLUG_LEN};
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -45,10 +50,10 @@ pub struct Bounty {
 pub struct BountyDraft {
     pub title: String,
     pub description: String,
-    pub category: String,
+    pub category: Slug,
     pub budget_cents: u64,
     pub currency: String,
-    pub tags: Vec<String>,
+    pub tags: Vec<Slug>,
     pub deadline: DateTime<Utc>,
 }
 
@@ -70,10 +75,10 @@ impl BountyDraft {
             id,
             title: self.title,
             description: self.description,
-            category: self.category,
+            category: self.category.into_string(),
             budget_cents: self.budget_cents,
             currency: self.currency,
-            tags: self.tags,
+            tags: self.tags.into_iter().map(Slug::into_string).collect(),
             deadline: self.deadline,
             created_at,
             status: BountyStatus::Open,
@@ -149,15 +154,9 @@ fn description(value: Option<Value>) -> Result<String, InputError> {
     Ok(text)
 }
 
-fn category(value: Option<Value>) -> Result<String, InputError> {
+fn category(value: Option<Value>) -> Result<Slug, InputError> {
     let text = required_string(value, "category")?;
-    if !is_slug(&text) {
-        return Err(invalid(
-            "category",
-            format!("category {text:?} is not a slug: lowercase letters, digits and '-', 1 to 32 characters, starting with a letter or digit"),
-        ));
-    }
-    Ok(text)
+    Slug::parse(&text).map_err(|err| invalid("category", format!("category {err}")))
 }
 
 fn budget_cents(value: Option<Value>) -> Result<u64, InputError> {
@@ -189,20 +188,18 @@ fn currency(value: Option<Value>) -> Result<String, InputError> {
     }
 }
 
-fn tags(value: Option<Value>) -> Result<Vec<String>, InputError> {
+fn tags(value: Option<Value>) -> Result<Vec<Slug>, InputError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(_) => return Err(invalid("tags", "tags must be an array of slugs")),
     };
-    let mut tags: Vec<String> = Vec::with_capacity(items.len());
+    let mut tags: Vec<Slug> = Vec::with_capacity(items.len());
     for item in items {
-        let Value::String(tag) = item else {
+        let Value::String(text) = item else {
             return Err(invalid("tags", "tags must be an array of slugs"));
         };
-        if !is_slug(&tag) {
-            return Err(invalid("tags", format!("tag {tag:?} is not a slug")));
-        }
+        let tag = Slug::parse(&text).map_err(|err| invalid("tags", format!("tag {err}")))?;
         if !tags.contains(&tag) {
             tags.push(tag);
         }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{header, Response};
 use http_body_util::StreamBody;
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 
 use super::body::ResponseBody;
 
@@ -37,15 +37,12 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn start(req: &Request) -> Entry {
+    pub fn start(req: &Request, request_id: String) -> Entry {
         Entry {
-            request_id: req
-                .lambda_context_ref()
-                .map(|ctx| ctx.request_id.clone())
-                .unwrap_or_default(),
+            request_id,
             method: req.method().to_string(),
             path: req.uri().path().chars().take(200).collect(),
-            client: super::stream_cap::client_of(req),
+            client: super::client_ip::client_of(req),
             started: Instant::now(),
         }
     }

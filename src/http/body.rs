@@ -21,7 +21,8 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     )))
 }
 
-/// A JSON answer with the headers every JSON answer carries (errors included).
+/// A JSON answer with the headers every JSON answer carries (errors included; CORS is
+/// added to every answer by [`super::handle`]).
 pub fn json(status: http::StatusCode, json: Vec<u8>) -> http::Response<ResponseBody> {
     use http::{header, HeaderValue};
     let mut response = http::Response::new(full(json));
@@ -32,7 +33,6 @@ pub fn json(status: http::StatusCode, json: Vec<u8>) -> http::Response<ResponseB
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    super::cors::add_origin(headers);
     response
 }
 

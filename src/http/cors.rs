@@ -1,5 +1,6 @@
 //! CORS: the function owns it (the stream is public and read-only; publishing needs a
-//! bearer key, not cookies, so `*` is safe).
+//! bearer key, not cookies, so `*` is safe). [`add_origin`] is applied to every answer
+//! once, by [`super::handle`]; a preflight adds what only preflights carry.
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
@@ -27,7 +28,6 @@ pub fn preflight(allow: &'static str) -> Response<ResponseBody> {
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
-    add_origin(headers);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static(allow),

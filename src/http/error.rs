@@ -35,8 +35,18 @@ pub enum ApiError {
     TooManyStreams { limit: u32, retry_after_s: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A publish that failed in the store (a refused request becomes [`ApiError::Input`]).
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(PublishError),
+}
+
+impl From<PublishError> for ApiError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Invalid(err) => ApiError::Input(err),
+            other => ApiError::Publish(other),
+        }
+    }
 }
 
 impl From<ResumeError> for ApiError {
@@ -78,9 +88,10 @@ impl ApiError {
             | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Publish(PublishError::BatchSize(_) | PublishError::Claimed) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            // `Invalid` never gets here: `From<PublishError>` makes it `Input`.
+            ApiError::Publish(
+                PublishError::BatchSize(_) | PublishError::Claimed | PublishError::Invalid(_),
+            ) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -148,7 +159,9 @@ impl ApiError {
             ApiError::Publish(err) => {
                 tracing::error!(error = %err, "publish failed");
                 match err {
-                    PublishError::BatchSize(_) | PublishError::Claimed => {
+                    PublishError::BatchSize(_)
+                    | PublishError::Claimed
+                    | PublishError::Invalid(_) => {
                         ("internal", None, "internal error".into())
                     }
                     _ => (

@@ -13,6 +13,7 @@ use crate::stream::StreamSettings;
 
 pub mod access_log;
 pub mod body;
+pub mod client_ip;
 pub mod cors;
 pub mod error;
 pub mod limits;
@@ -88,37 +89,40 @@ impl Route {
     }
 }
 
-/// Serves one request. Never fails: errors are responses.
+/// Serves one request. Never fails: errors are responses. What every answer gets is
+/// applied here, once: the request id on its log lines, CORS, the access log.
 pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: Request,
 ) -> Response<ResponseBody> {
-    let access = access_log::Entry::start(&req);
     let request_id = req
         .lambda_context_ref()
         .map(|ctx| ctx.request_id.clone())
         .unwrap_or_default();
+    let access = access_log::Entry::start(&req, request_id.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // Instrumented, not entered: an entered span held across an await would tag other
     // requests' log lines on this thread with this request.
     let span = tracing::info_span!("request", %request_id, %method, %path);
-    let response = match route(app, req).instrument(span.clone()).await {
+    let mut response = match route(app, req, request_id).instrument(span.clone()).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     };
+    cors::add_origin(response.headers_mut());
     span.in_scope(|| access.finish(response))
 }
 
 async fn route<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: Request,
+    request_id: String,
 ) -> Result<Response<ResponseBody>, ApiError> {
     limits::check(&req)?;
     let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
     match (route, req.method()) {
         (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow())),
-        (Route::Stream, &Method::GET) => stream::open(app, &req).await,
+        (Route::Stream, &Method::GET) => stream::open(app, &req, request_id).await,
         (Route::Tasks, &Method::POST) => publish::publish(app, &req).await,
         (Route::Tasks, &Method::GET) => tasks::list(app, &req).await,
         (Route::Task(id), &Method::GET) => tasks::get(app, &id).await,

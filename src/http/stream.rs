@@ -4,13 +4,13 @@
 use chrono::Utc;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Response};
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 
 use super::body::{streaming, ResponseBody};
-use super::{cors, query_pairs, writes, ApiError, App};
+use super::{query_pairs, writes, ApiError, App};
 use crate::cursor::{Cursor, CursorRules, Position};
 use crate::feed::check_resumable;
-use crate::filter::{parse_stream_query, StartAt};
+use crate::query::{parse_stream_query, StartAt};
 use crate::store::{heads, FeedReader, FeedWriter, StreamLeases};
 use crate::stream::{bounty_stream, StreamStart};
 use crate::{timefmt, InputError, InputErrorCode};
@@ -21,6 +21,7 @@ const SINCE_FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
     req: &Request,
+    request_id: String,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let header_cursor = req
         .headers()
@@ -87,10 +88,7 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
         filter: query.filter,
         cursor,
         resumed,
-        request_id: req
-            .lambda_context_ref()
-            .map(|ctx| ctx.request_id.clone())
-            .unwrap_or_default(),
+        request_id,
     };
     let frames = writes::coalesce_ready(
         bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode()),
@@ -105,7 +103,6 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    cors::add_origin(headers);
     response
         .extensions_mut()
         .insert(super::access_log::FilterSummary(filter_json));

@@ -9,8 +9,8 @@ use super::body::ResponseBody;
 use super::{query_pairs, ApiError, App};
 use crate::backfill::{list_page, PageToken};
 use crate::bounty::Bounty;
-use crate::filter::parse_list_query;
-use crate::publish::locate;
+use crate::lookup::lookup;
+use crate::query::parse_list_query;
 use crate::store::FeedReader;
 
 /// The backfill's body.
@@ -69,15 +69,7 @@ pub async fn get<S: FeedReader>(
     app: &App<S>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let (shard, created_ms) = locate(id).ok_or(ApiError::NoSuchBounty)?;
-    if shard >= app.store.shard_count() {
-        return Err(ApiError::NoSuchBounty);
-    }
-    // Ids are case-insensitive (Crockford base32); the store holds the canonical form.
-    let canonical = id.to_ascii_uppercase();
-    let bounty = app
-        .store
-        .find(shard, created_ms, &canonical)
+    let bounty = lookup(app.store.as_ref(), id)
         .await?
         .ok_or(ApiError::NoSuchBounty)?;
     Ok(super::body::json_of(StatusCode::OK, &bounty))

@@ -487,7 +487,7 @@ mod tests {
     async fn delivers_matching_entries_once_with_resumable_ids() {
         let log = ScriptedLog::new(1);
         let filter =
-            crate::filter::parse_stream_query(&[("category".into(), "python".into())], None)
+            crate::query::parse_stream_query(&[("category".into(), "python".into())], None)
                 .expect("valid")
                 .filter;
         let stream = bounty_stream(
