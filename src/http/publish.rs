@@ -13,13 +13,15 @@ use super::body::ResponseBody;
 use super::{ApiError, App, MAX_BODY_BYTES};
 use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::publish::{append, append_claimed, pick_shard, PublishError, IDEMPOTENCY_TTL};
-use crate::store::{FeedReader, FeedWriter, IdempotencyClaim, IdempotencyRecord};
+use crate::store::{
+    FeedReader, FeedWriter, IdempotencyClaim, IdempotencyRecord, IdempotencyRecords,
+};
 use crate::{InputError, InputErrorCode};
 
 /// The longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-pub async fn publish<S: FeedReader + FeedWriter>(
+pub async fn publish<S: FeedReader + FeedWriter + IdempotencyRecords>(
     app: &App<S>,
     req: &Request,
 ) -> Result<Response<ResponseBody>, ApiError> {

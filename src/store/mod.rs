@@ -1,7 +1,9 @@
 //! The feed store as the core sees it: a dense, append-only log per shard.
 //!
 //! Small traits, one per concern, implemented at the edge by [`dynamo`]. The stream
-//! loop and the backfill need only [`FeedReader`]; the publisher only [`FeedWriter`].
+//! loop and the backfill need only [`FeedReader`]; the append protocol only
+//! [`FeedWriter`]; a publish with an idempotency key also [`IdempotencyRecords`]; the
+//! stream cap [`StreamLeases`].
 
 use std::future::Future;
 
@@ -118,7 +120,10 @@ pub trait FeedWriter: FeedHeads {
         entries: Vec<LogEntry>,
         claim: Option<&IdempotencyClaim>,
     ) -> impl Future<Output = Result<(), AppendError>> + Send;
+}
 
+/// Reads back the idempotency claims that [`FeedWriter::append_after`] writes.
+pub trait IdempotencyRecords: Send + Sync + 'static {
     /// The record of a claimed idempotency key, read consistently.
     fn idempotency_record(
         &self,
