@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::bounty::Bounty;
-use crate::cursor::{parse_digits, Cursor, Position, MAX_CREATED_MS, MAX_SEQ};
+use crate::cursor::{Cursor, Position};
 use crate::filter::Filter;
 use crate::store::{heads, FeedReader, LogEntry, StoreError};
 use crate::{timefmt, InputError, InputErrorCode};
@@ -88,7 +88,8 @@ impl PageToken {
         for bound in &self.before {
             match bound {
                 Some(position) => {
-                    text.push_str(&format!(".{}-{}", position.created_ms, position.seq))
+                    text.push('.');
+                    text.push_str(&position.to_text());
                 }
                 None => text.push_str(".x"),
             }
@@ -120,15 +121,7 @@ impl PageToken {
         let before = parts
             .map(|part| match part {
                 "x" => Some(None),
-                pair => {
-                    let (ms, seq) = pair.split_once('-')?;
-                    let position = Position {
-                        created_ms: parse_digits(ms)?,
-                        seq: parse_digits(seq)?,
-                    };
-                    (position.created_ms <= MAX_CREATED_MS && position.seq <= MAX_SEQ + 1)
-                        .then_some(Some(position))
-                }
+                bound => Position::bound_from_text(bound).map(Some),
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(malformed)?;
@@ -262,7 +255,7 @@ pub async fn list_page<R: FeedReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cursor::MAX_FEED_SHARDS;
+    use crate::cursor::{MAX_CREATED_MS, MAX_FEED_SHARDS, MAX_SEQ};
     use crate::filter::MAX_CURSOR_LEN;
 
     fn snapshot() -> Cursor {
@@ -315,6 +308,27 @@ mod tests {
         assert!(err.message.contains("different filter"), "{}", err.message);
         let err = PageToken::decode(&text, &filter, 3).expect_err("other shard count");
         assert!(err.message.contains("shards"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_wire_text_of_a_token_is_unchanged() {
+        // Tokens issued before must still decode: this is their exact text.
+        let filter = Filter::default();
+        let mut token = PageToken::start(snapshot(), fingerprint(&filter));
+        token.before[0] = Some(Position {
+            created_ms: 1_799_999_000_000,
+            seq: 7,
+        });
+        let plain = format!(
+            "1.{}.{}.1799999000000-7.x",
+            fingerprint(&filter),
+            URL_SAFE_NO_PAD.encode("1.1800000000000.1799999999000-42.0-0")
+        );
+        assert_eq!(token.encode(), URL_SAFE_NO_PAD.encode(&plain));
+        assert_eq!(
+            PageToken::decode(&URL_SAFE_NO_PAD.encode(&plain), &filter, 2),
+            Ok(token)
+        );
     }
 
     #[test]
