@@ -1,9 +1,10 @@
 //! The feed store as the core sees it: a dense, append-only log per shard.
 //!
-//! Small traits, one per concern, implemented at the edge by [`dynamo`]. The stream
-//! loop and the backfill need only [`FeedReader`]; the append protocol only
-//! [`FeedWriter`]; a publish with an idempotency key also [`IdempotencyRecords`]; the
-//! stream cap [`StreamLeases`].
+//! Small traits, one per concern, implemented at the edge by [`dynamo`], and in memory
+//! (`memory.rs`) for unit tests of the logic above them. The stream loop and the
+//! backfill need only [`FeedReader`]; the append protocol only [`FeedWriter`]; a
+//! publish with an idempotency key also [`IdempotencyRecords`]; the stream cap
+//! [`StreamLeases`].
 
 use std::future::Future;
 
@@ -11,6 +12,8 @@ use crate::bounty::Bounty;
 use crate::cursor::Position;
 
 pub mod dynamo;
+#[cfg(test)]
+pub mod memory;
 
 /// One entry of a shard's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
