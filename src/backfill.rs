@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::bounty::Bounty;
-use crate::cursor::{parse_digits, Cursor, Position, MAX_CREATED_MS, MAX_SEQ};
+use crate::cursor::{Cursor, Position};
 use crate::filter::Filter;
 use crate::store::{heads, FeedReader, LogEntry, StoreError};
 use crate::{timefmt, InputError, InputErrorCode};
@@ -88,7 +88,8 @@ impl PageToken {
         for bound in &self.before {
             match bound {
                 Some(position) => {
-                    text.push_str(&format!(".{}-{}", position.created_ms, position.seq))
+                    text.push('.');
+                    text.push_str(&position.to_text());
                 }
                 None => text.push_str(".x"),
             }
@@ -120,15 +121,7 @@ impl PageToken {
         let before = parts
             .map(|part| match part {
                 "x" => Some(None),
-                pair => {
-                    let (ms, seq) = pair.split_once('-')?;
-                    let position = Position {
-                        created_ms: parse_digits(ms)?,
-                        seq: parse_digits(seq)?,
-                    };
-                    (position.created_ms <= MAX_CREATED_MS && position.seq <= MAX_SEQ + 1)
-                        .then_some(Some(position))
-                }
+                bound => Position::bound_from_text(bound).map(Some),
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(malformed)?;
@@ -262,7 +255,7 @@ pub async fn list_page<R: FeedReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cursor::MAX_FEED_SHARDS;
+    use crate::cursor::{MAX_CREATED_MS, MAX_FEED_SHARDS, MAX_SEQ};
     use crate::query::MAX_CURSOR_LEN;
 
     fn snapshot() -> Cursor {
@@ -315,6 +308,27 @@ mod tests {
         assert!(err.message.contains("different filter"), "{}", err.message);
         let err = PageToken::decode(&text, &filter, 3).expect_err("other shard count");
         assert!(err.message.contains("shards"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_wire_text_of_a_token_is_unchanged() {
+        // Tokens issued before must still decode: this is their exact text.
+        let filter = Filter::default();
+        let mut token = PageToken::start(snapshot(), fingerprint(&filter));
+        token.before[0] = Some(Position {
+            created_ms: 1_799_999_000_000,
+            seq: 7,
+        });
+        let plain = format!(
+            "1.{}.{}.1799999000000-7.x",
+            fingerprint(&filter),
+            URL_SAFE_NO_PAD.encode("1.1800000000000.1799999999000-42.0-0")
+        );
+        assert_eq!(token.encode(), URL_SAFE_NO_PAD.encode(&plain));
+        assert_eq!(
+            PageToken::decode(&URL_SAFE_NO_PAD.encode(&plain), &filter, 2),
+            Ok(token)
+        );
     }
 
     #[test]
@@ -398,5 +412,192 @@ mod tests {
             &closed,
             deadline - chrono::Duration::days(1)
         ));
+    }
+
+    mod listing {
+        use super::*;
+        use crate::bounty::BountyStatus;
+        use crate::store::memory::{bounty, MemoryStore};
+
+        fn python() -> Filter {
+            Filter {
+                categories: vec![crate::bounty::Slug::parse("python").expect("slug")],
+                ..Filter::default()
+            }
+        }
+
+        fn ids(bounties: &[Bounty]) -> Vec<&str> {
+            bounties.iter().map(|b| b.id.as_str()).collect()
+        }
+
+        /// The next page's token, through its text as a client sends it back.
+        fn resend(next: &Option<PageToken>, filter: &Filter, shards: usize) -> PageToken {
+            let text = next.as_ref().expect("a next page").encode();
+            PageToken::decode(&text, filter, shards).expect("our own token")
+        }
+
+        #[tokio::test]
+        async fn pages_merge_shards_newest_first_from_one_snapshot() {
+            let store = MemoryStore::new(2);
+            store.push_at(0, 1_000, "python");
+            store.push_at(0, 3_000, "python");
+            store.push_at(0, 5_000, "rust");
+            store.push_at(0, 6_000, "python");
+            store.push_at(1, 2_000, "python");
+            store.push_at(1, 4_000, "python");
+            store.push_at(1, 4_000, "python");
+            let now = timefmt::from_millis(10_000);
+            let filter = python();
+
+            let first = list_page(&*store, &filter, 2, None, now)
+                .await
+                .expect("page");
+            assert_eq!(ids(&first.bounties), ["s0-4", "s1-3"]);
+            let snapshot = Cursor {
+                issued_ms: 10_000,
+                positions: vec![
+                    Position {
+                        created_ms: 6_000,
+                        seq: 4,
+                    },
+                    Position {
+                        created_ms: 4_000,
+                        seq: 3,
+                    },
+                ],
+            };
+            assert_eq!(first.stream_cursor, snapshot);
+
+            // Published after the snapshot: the stream delivers it, not the listing.
+            store.push_at(0, 7_000, "python");
+            store.push_at(1, 7_000, "python");
+
+            let mut listed = ids(&first.bounties)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
+            let mut next = first.next;
+            let mut pages = 1;
+            while next.is_some() {
+                let token = resend(&next, &filter, 2);
+                let page = list_page(&*store, &filter, 2, Some(token), now)
+                    .await
+                    .expect("page");
+                assert!(page.bounties.len() <= 2);
+                assert_eq!(page.stream_cursor, snapshot, "the same on every page");
+                listed.extend(ids(&page.bounties).into_iter().map(str::to_owned));
+                next = page.next;
+                pages += 1;
+                assert!(pages < 10, "the listing ends");
+            }
+            assert_eq!(listed, ["s0-4", "s1-3", "s1-2", "s0-2", "s1-1", "s0-1"]);
+        }
+
+        #[tokio::test]
+        async fn a_token_is_refused_with_another_filter() {
+            let store = MemoryStore::new(1);
+            for _ in 0..3 {
+                store.push(0, "python");
+            }
+            let now = timefmt::from_millis(10_000);
+            let page = list_page(&*store, &python(), 1, None, now)
+                .await
+                .expect("page");
+            let text = page.next.expect("more to list").encode();
+            let err = PageToken::decode(&text, &Filter::default(), 1).expect_err("other filter");
+            assert_eq!(err.code, InputErrorCode::InvalidPageToken);
+            assert!(err.message.contains("different filter"), "{}", err.message);
+        }
+
+        #[tokio::test]
+        async fn a_selective_filter_stops_after_the_refills_and_resumes_with_its_token() {
+            let store = MemoryStore::new(1);
+            store.push(0, "python");
+            let misses = (1 + MAX_REFILLS_PER_PAGE) * READ_CHUNK + 100;
+            for _ in 0..misses {
+                store.push(0, "rust");
+            }
+            let now = timefmt::from_millis(100_000);
+            let filter = python();
+            let cut = list_page(&*store, &filter, 10, None, now)
+                .await
+                .expect("page");
+            assert!(cut.bounties.is_empty());
+            assert_eq!(store.reads(), 1 + MAX_REFILLS_PER_PAGE, "the page's budget");
+            let token = resend(&cut.next, &filter, 1);
+            let rest = list_page(&*store, &filter, 10, Some(token), now)
+                .await
+                .expect("page");
+            assert_eq!(ids(&rest.bounties), ["s0-1"]);
+            assert_eq!(rest.next, None);
+            assert_eq!(
+                store.reads(),
+                2 + MAX_REFILLS_PER_PAGE,
+                "one read for the rest"
+            );
+        }
+
+        #[tokio::test]
+        async fn closed_and_past_deadline_bounties_are_skipped() {
+            let store = MemoryStore::new(1);
+            let now = timefmt::from_millis(10_000);
+            store.push_bounty(
+                0,
+                1_000,
+                Bounty {
+                    status: BountyStatus::Closed,
+                    ..bounty("closed", "python", 1_000)
+                },
+            );
+            store.push_bounty(
+                0,
+                2_000,
+                Bounty {
+                    deadline: now,
+                    ..bounty("due", "python", 2_000)
+                },
+            );
+            store.push_at(0, 3_000, "python");
+            let page = list_page(&*store, &Filter::default(), 10, None, now)
+                .await
+                .expect("page");
+            assert_eq!(ids(&page.bounties), ["s0-3"]);
+            assert_eq!(page.next, None);
+        }
+
+        #[tokio::test]
+        async fn an_empty_feed_lists_nothing_and_hands_over_from_the_start() {
+            let store = MemoryStore::new(2);
+            let page = list_page(
+                &*store,
+                &Filter::default(),
+                10,
+                None,
+                timefmt::from_millis(5),
+            )
+            .await
+            .expect("page");
+            assert!(page.bounties.is_empty());
+            assert_eq!(page.next, None);
+            assert_eq!(page.stream_cursor.positions, vec![Position::START; 2]);
+            assert_eq!(store.reads(), 0, "an empty shard is not read");
+        }
+
+        #[tokio::test]
+        async fn a_store_failure_fails_the_page() {
+            let store = MemoryStore::new(1);
+            store.push(0, "python");
+            store.fail_next_reads(1);
+            let err = list_page(
+                &*store,
+                &Filter::default(),
+                10,
+                None,
+                timefmt::from_millis(5),
+            )
+            .await
+            .expect_err("unavailable");
+            assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! A position is the entry's sort key (`created_ms`, `seq`): both only grow along a
 //! shard's log, so "after this position" is a key range (see `docs/storage.md`).
 //! On the wire the cursor is URL-safe base64 of `1.<issued_ms>.<ms>-<seq>.<ms>-<seq>…`,
-//! one `ms-seq` pair per shard. Clients must treat it as opaque.
+//! one position per shard in its text form (`<ms>-<seq>`, [`Position::to_text`]), which
+//! backfill page tokens use too. Clients must treat it as opaque.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -18,8 +19,9 @@ pub const MAX_SEQ: u64 = 999_999_999_999;
 /// a cursor and a bound per shard), then stay within [`crate::query::MAX_CURSOR_LEN`]
 /// at any position.
 pub const MAX_FEED_SHARDS: usize = 16;
-/// A cursor issued further than this in the future is not one of ours.
-const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+/// A cursor (or a `since`) further than this in the future is not one of ours: clocks
+/// of instances differ a little, not by minutes.
+pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
 /// A point in one shard's log: just after the entry with this key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,10 +63,37 @@ impl Position {
             seq: parse_digits(seq)?,
         })
     }
+
+    /// The position's text in cursors and page tokens: `<created_ms>-<seq>`, decimal,
+    /// no padding (shorter than the sort key; these strings travel in URLs).
+    pub fn to_text(&self) -> String {
+        format!("{}-{}", self.created_ms, self.seq)
+    }
+
+    /// The inverse of [`Position::to_text`], for a position within the sort key's
+    /// bounds; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<Position> {
+        Self::from_text_up_to(text, MAX_SEQ)
+    }
+
+    /// [`Position::from_text`] for an exclusive upper bound: the bound just after a
+    /// head, whose `seq` may be one past [`MAX_SEQ`].
+    pub fn bound_from_text(text: &str) -> Option<Position> {
+        Self::from_text_up_to(text, MAX_SEQ + 1)
+    }
+
+    fn from_text_up_to(text: &str, max_seq: u64) -> Option<Position> {
+        let (ms, seq) = text.split_once('-')?;
+        let position = Position {
+            created_ms: parse_digits(ms)?,
+            seq: parse_digits(seq)?,
+        };
+        (position.created_ms <= MAX_CREATED_MS && position.seq <= max_seq).then_some(position)
+    }
 }
 
 /// Digits only: `str::parse` would also take a sign.
-pub(crate) fn parse_digits(text: &str) -> Option<u64> {
+fn parse_digits(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -91,7 +120,8 @@ impl Cursor {
     pub fn encode(&self) -> String {
         let mut text = format!("1.{}", self.issued_ms);
         for position in &self.positions {
-            text.push_str(&format!(".{}-{}", position.created_ms, position.seq));
+            text.push('.');
+            text.push_str(&position.to_text());
         }
         URL_SAFE_NO_PAD.encode(text)
     }
@@ -105,17 +135,7 @@ impl Cursor {
             return None;
         }
         let issued_ms = parts.next().and_then(parse_digits)?;
-        let positions = parts
-            .map(|pair| {
-                let (ms, seq) = pair.split_once('-')?;
-                let position = Position {
-                    created_ms: parse_digits(ms)?,
-                    seq: parse_digits(seq)?,
-                };
-                (position.created_ms <= MAX_CREATED_MS && position.seq <= MAX_SEQ)
-                    .then_some(position)
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let positions = parts.map(Position::from_text).collect::<Option<Vec<_>>>()?;
         (!positions.is_empty()).then_some(Cursor {
             issued_ms,
             positions,
@@ -224,6 +244,60 @@ mod tests {
         ] {
             assert_eq!(Position::from_sort_key(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn positions_round_trip_through_their_text_within_bounds() {
+        let largest = Position {
+            created_ms: MAX_CREATED_MS,
+            seq: MAX_SEQ,
+        };
+        for position in [
+            Position::START,
+            cursor().positions[0],
+            Position::before_time(7),
+            largest,
+        ] {
+            let text = position.to_text();
+            assert_eq!(Position::from_text(&text), Some(position), "{text}");
+            assert_eq!(Position::bound_from_text(&text), Some(position), "{text}");
+        }
+        assert_eq!(cursor().positions[0].to_text(), "1799999999000-42");
+        let past_the_largest = Position {
+            seq: MAX_SEQ + 1,
+            ..largest
+        };
+        let text = past_the_largest.to_text();
+        assert_eq!(Position::from_text(&text), None);
+        assert_eq!(Position::bound_from_text(&text), Some(past_the_largest));
+        for bad in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "1-2-3",
+            "+1-2",
+            "1-+2",
+            " 1-2",
+            "1.5-2",
+            "10000000000000-1",
+            "1-1000000000001",
+            "99999999999999999999999-1",
+        ] {
+            assert_eq!(Position::from_text(bad), None, "{bad}");
+            assert_eq!(Position::bound_from_text(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_wire_text_of_a_cursor_is_unchanged() {
+        // Cursors issued before must still decode: this is their exact text.
+        let plain = "1.1799999999000.1799999999000-42.0-0";
+        assert_eq!(cursor().encode(), URL_SAFE_NO_PAD.encode(plain));
+        assert_eq!(
+            Cursor::decode_unchecked(&URL_SAFE_NO_PAD.encode(plain)),
+            Some(cursor())
+        );
     }
 
     #[test]

@@ -238,4 +238,119 @@ mod tests {
         assert!(batch.more);
         assert_eq!(batch.issued_ms, 7);
     }
+
+    mod over_a_store {
+        use super::*;
+        use crate::store::memory::MemoryStore;
+
+        fn cursor(positions: Vec<Position>) -> Cursor {
+            Cursor {
+                issued_ms: 0,
+                positions,
+            }
+        }
+
+        fn at(seq: u64) -> Position {
+            Position {
+                created_ms: 1_000 + seq,
+                seq,
+            }
+        }
+
+        #[tokio::test]
+        async fn a_batch_merges_every_shard_in_time_order() {
+            let store = MemoryStore::new(2);
+            store.push_at(0, 10, "c");
+            store.push_at(0, 30, "c");
+            store.push_at(1, 20, "c");
+            let batch = read_batch(
+                store.clone(),
+                vec![Position::START; 2],
+                vec![false; 2],
+                Instant::now(),
+                10,
+            )
+            .await
+            .expect("batch");
+            let order: Vec<(usize, u64)> = batch
+                .entries
+                .iter()
+                .map(|(shard, entry)| (*shard, entry.position.created_ms))
+                .collect();
+            assert_eq!(order, [(0, 10), (1, 20), (0, 30)]);
+            assert!(!batch.more);
+            assert_eq!(batch.gaps, [None, None]);
+            assert_eq!(store.reads(), 2, "one read per shard");
+
+            store.fail_next_reads(1);
+            let failed = read_batch(
+                store.clone(),
+                vec![Position::START; 2],
+                vec![false; 2],
+                Instant::now(),
+                10,
+            )
+            .await;
+            assert!(matches!(failed, Err(StoreError::Unavailable { .. })));
+        }
+
+        #[tokio::test]
+        async fn a_hole_left_by_expired_entries_is_reported_unless_accepted() {
+            let store = MemoryStore::new(1);
+            for _ in 0..4 {
+                store.push(0, "c");
+            }
+            store.expire_through(0, 2);
+            let read = |accept: bool| {
+                read_batch(store.clone(), vec![at(1)], vec![accept], Instant::now(), 10)
+            };
+            let waiting = read(false).await.expect("batch");
+            assert!(waiting.entries.is_empty());
+            assert_eq!(waiting.gaps, [Some(3)]);
+            let accepted = read(true).await.expect("batch");
+            assert_eq!(accepted.entries.len(), 2);
+            assert_eq!(accepted.gaps, [None]);
+        }
+
+        #[tokio::test]
+        async fn a_cursor_resumes_only_while_every_entry_after_it_is_held() {
+            let store = MemoryStore::new(2);
+            for _ in 0..3 {
+                store.push(0, "c");
+            }
+            let resumes = |positions| {
+                let store = store.clone();
+                async move { check_resumable(&*store, &cursor(positions), "Last-Event-ID").await }
+            };
+            for ok in [
+                vec![Position::START, Position::START],
+                vec![at(1), Position::START],
+                vec![at(3), Position::START],
+                vec![Position::before_time(5_000), Position::START],
+            ] {
+                assert!(resumes(ok.clone()).await.is_ok(), "{ok:?}");
+            }
+
+            let past_the_end = resumes(vec![at(4), Position::START]).await;
+            assert!(
+                matches!(&past_the_end, Err(ResumeError::Input(err)) if err.code == InputErrorCode::InvalidCursor),
+                "{past_the_end:?}"
+            );
+
+            store.expire_through(0, 1);
+            assert!(
+                resumes(vec![at(1), Position::START]).await.is_ok(),
+                "2 is held"
+            );
+            let expired = resumes(vec![Position::START, Position::START]).await;
+            assert!(
+                matches!(&expired, Err(ResumeError::Input(err)) if err.code == InputErrorCode::CursorTooOld),
+                "{expired:?}"
+            );
+
+            store.fail_next_reads(1);
+            let failed = resumes(vec![at(1), Position::START]).await;
+            assert!(matches!(failed, Err(ResumeError::Store(_))), "{failed:?}");
+        }
+    }
 }

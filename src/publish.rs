@@ -14,7 +14,9 @@ use crate::bounty::id::bounty_id;
 use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::cursor::{Position, MAX_CREATED_MS};
 use crate::idempotency::{self, IdempotencyKey};
-use crate::store::{AppendError, FeedWriter, IdempotencyClaim, LogEntry, StoreError};
+use crate::store::{
+    AppendError, FeedWriter, IdempotencyClaim, IdempotencyRecords, LogEntry, StoreError,
+};
 use crate::{timefmt, InputError};
 
 /// How many entries one append may carry (DynamoDB allows 100 items per transaction,
@@ -65,7 +67,7 @@ impl Published {
 
 /// Publishes one bounty from a request body, on a shard picked at random: once per
 /// `key` if the publisher sent one.
-pub async fn publish<W: FeedWriter>(
+pub async fn publish<W: FeedWriter + IdempotencyRecords>(
     store: &W,
     publisher: &[u8],
     key: Option<IdempotencyKey>,
@@ -97,7 +99,7 @@ pub async fn publish<W: FeedWriter>(
 
 /// Publishes `request` (a publish body parsed as JSON) under `claim` on `shard`: the
 /// first request with the key creates the bounty, every later or racing one replays it.
-async fn publish_once<W: FeedWriter>(
+async fn publish_once<W: FeedWriter + IdempotencyRecords>(
     store: &W,
     shard: usize,
     claim: &IdempotencyClaim,
@@ -268,5 +270,86 @@ mod tests {
             assert!(pick_shard(4) < 4);
         }
         assert_eq!(pick_shard(0), 0);
+    }
+
+    mod appending {
+        use super::*;
+        use crate::store::memory::MemoryStore;
+        use crate::store::IdempotencyRecords;
+
+        fn claim(key_hash: &str) -> IdempotencyClaim {
+            IdempotencyClaim {
+                key_hash: key_hash.into(),
+                request_sha256: "r".into(),
+                expires_at: 1,
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_publisher_that_lost_the_race_retries_on_the_new_head() {
+            let store = MemoryStore::new(2);
+            store.push(1, "rust");
+            store.lose_next_appends(3);
+            let bounties = append(&*store, 1, &[draft(), draft()])
+                .await
+                .expect("committed");
+            let entries = store.entries(1);
+            let seqs: Vec<u64> = entries.iter().map(|e| e.position.seq).collect();
+            assert_eq!(seqs, [1, 2, 3]);
+            let committed: Vec<&Bounty> = entries[1..].iter().map(|e| &e.bounty).collect();
+            assert_eq!(committed, bounties.iter().collect::<Vec<_>>());
+            assert!(store.entries(0).is_empty());
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_shard_contended_on_every_attempt_is_given_up() {
+            let store = MemoryStore::new(1);
+            store.lose_next_appends(MAX_ATTEMPTS);
+            let err = append(&*store, 0, &[draft()]).await.expect_err("contended");
+            assert!(
+                matches!(err, PublishError::Contended { shard: 0, attempts } if attempts == MAX_ATTEMPTS),
+                "{err}"
+            );
+            assert!(store.entries(0).is_empty());
+        }
+
+        #[tokio::test]
+        async fn a_batch_holds_one_to_the_most_drafts() {
+            let store = MemoryStore::new(1);
+            let err = append(&*store, 0, &[]).await.expect_err("empty");
+            assert!(matches!(err, PublishError::BatchSize(0)), "{err}");
+            let too_many = vec![draft(); MAX_BATCH + 1];
+            let err = append(&*store, 0, &too_many).await.expect_err("too many");
+            assert!(
+                matches!(err, PublishError::BatchSize(n) if n == MAX_BATCH + 1),
+                "{err}"
+            );
+            let most = vec![draft(); MAX_BATCH];
+            assert_eq!(
+                append(&*store, 0, &most).await.expect("fits").len(),
+                MAX_BATCH
+            );
+        }
+
+        #[tokio::test]
+        async fn a_claim_is_written_with_its_bounty_and_taken_once() {
+            let store = MemoryStore::new(1);
+            let bounty = append_claimed(&*store, 0, draft(), &claim("k"))
+                .await
+                .expect("committed");
+            let record = store
+                .idempotency_record("k")
+                .await
+                .expect("read")
+                .expect("recorded");
+            assert_eq!(record.bounty, bounty);
+            assert_eq!(record.request_sha256, "r");
+            let err = append_claimed(&*store, 0, draft(), &claim("k"))
+                .await
+                .expect_err("claimed");
+            assert!(matches!(err, PublishError::Claimed), "{err}");
+            assert_eq!(store.entries(0).len(), 1, "no second bounty");
+            assert_eq!(store.idempotency_record("other").await.expect("read"), None);
+        }
     }
 }

@@ -252,4 +252,83 @@ mod tests {
             Plan::Full { .. }
         ));
     }
+
+    mod admission {
+        use super::*;
+        use crate::store::memory::MemoryStore;
+
+        async fn open(store: &Arc<MemoryStore>, client: &str) -> Admission<MemoryStore> {
+            admit(store.clone(), client, &SETTINGS)
+                .await
+                .expect("store")
+        }
+
+        #[tokio::test]
+        async fn a_client_gets_its_slots_then_a_refusal_until_one_is_released() {
+            let store = MemoryStore::new(1);
+            let mut held = Vec::new();
+            for _ in 0..SETTINGS.max_per_client {
+                match open(&store, "10.0.0.1").await {
+                    Admission::Admitted(lease) => held.push(lease),
+                    Admission::Refused { .. } => panic!("a slot is free"),
+                }
+            }
+            let mut slots: Vec<u32> = held.iter().map(Lease::slot).collect();
+            slots.sort_unstable();
+            assert_eq!(slots, [0, 1, 2]);
+            let Admission::Refused { retry_after } = open(&store, "10.0.0.1").await else {
+                panic!("over the cap");
+            };
+            // The earliest stream closes at its own cap, 270 s from now.
+            assert!(
+                (Duration::from_secs(269)..=Duration::from_secs(270)).contains(&retry_after),
+                "{retry_after:?}"
+            );
+            assert!(
+                matches!(open(&store, "10.0.0.2").await, Admission::Admitted(_)),
+                "another client has slots of its own"
+            );
+
+            let released = held.pop().expect("held");
+            let freed = released.slot();
+            released.release().await;
+            let Admission::Admitted(again) = open(&store, "10.0.0.1").await else {
+                panic!("a slot was released");
+            };
+            assert_eq!(again.slot(), freed, "the one free slot");
+            assert_eq!(store.leases("10.0.0.1").await.expect("read").len(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_lease_is_released_only_by_its_stream_and_lapsed_ones_are_taken() {
+            let store = MemoryStore::new(1);
+            let lease = |stream_id: &str, expires_ms| LeaseRecord {
+                slot: 0,
+                stream_id: stream_id.into(),
+                expires_ms,
+            };
+            assert!(store
+                .claim("c", &lease("a", 10_000), 5_000)
+                .await
+                .expect("claim"));
+            assert!(!store
+                .claim("c", &lease("b", 20_000), 9_000)
+                .await
+                .expect("claim"));
+            store.release("c", 0, "b").await.expect("release");
+            assert_eq!(
+                store.leases("c").await.expect("read"),
+                [lease("a", 10_000)],
+                "not b's to release"
+            );
+            assert!(store
+                .claim("c", &lease("b", 20_000), 10_001)
+                .await
+                .expect("claim"));
+            store.release("c", 0, "a").await.expect("release");
+            assert_eq!(store.leases("c").await.expect("read"), [lease("b", 20_000)]);
+            store.release("c", 0, "b").await.expect("release");
+            assert!(store.leases("c").await.expect("read").is_empty());
+        }
+    }
 }

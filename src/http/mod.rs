@@ -8,7 +8,7 @@ use lambda_http::{Request, RequestExt};
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::store::{FeedReader, FeedWriter, StreamLeases};
+use crate::store::{FeedReader, FeedWriter, IdempotencyRecords, StreamLeases};
 use crate::stream::StreamSettings;
 
 pub mod access_log;
@@ -91,7 +91,7 @@ impl Route {
 
 /// Serves one request. Never fails: errors are responses. What every answer gets is
 /// applied here, once: the request id on its log lines, CORS, the access log.
-pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
+pub async fn handle<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
     app: &App<S>,
     req: Request,
 ) -> Response<ResponseBody> {
@@ -113,7 +113,7 @@ pub async fn handle<S: FeedReader + FeedWriter + StreamLeases>(
     span.in_scope(|| access.finish(response))
 }
 
-async fn route<S: FeedReader + FeedWriter + StreamLeases>(
+async fn route<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
     app: &App<S>,
     req: Request,
     request_id: String,

@@ -9,9 +9,9 @@ use super::body::ResponseBody;
 use super::{ApiError, App, MAX_BODY_BYTES};
 use crate::bounty::Bounty;
 use crate::idempotency::IdempotencyKey;
-use crate::store::FeedWriter;
+use crate::store::{FeedWriter, IdempotencyRecords};
 
-pub async fn publish<S: FeedWriter>(
+pub async fn publish<S: FeedWriter + IdempotencyRecords>(
     app: &App<S>,
     req: &Request,
 ) -> Result<Response<ResponseBody>, ApiError> {

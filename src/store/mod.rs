@@ -1,7 +1,10 @@
 //! The feed store as the core sees it: a dense, append-only log per shard.
 //!
-//! Small traits, one per concern, implemented at the edge by [`dynamo`]. The stream
-//! loop and the backfill need only [`FeedReader`]; the publisher only [`FeedWriter`].
+//! Small traits, one per concern, implemented at the edge by [`dynamo`], and in memory
+//! (`memory.rs`) for unit tests of the logic above them. The stream loop and the
+//! backfill need only [`FeedReader`]; the append protocol only [`FeedWriter`]; a
+//! publish with an idempotency key also [`IdempotencyRecords`]; the stream cap
+//! [`StreamLeases`].
 
 use std::future::Future;
 
@@ -9,6 +12,8 @@ use crate::bounty::Bounty;
 use crate::cursor::Position;
 
 pub mod dynamo;
+#[cfg(test)]
+pub mod memory;
 
 /// One entry of a shard's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +123,10 @@ pub trait FeedWriter: FeedHeads {
         entries: Vec<LogEntry>,
         claim: Option<&IdempotencyClaim>,
     ) -> impl Future<Output = Result<(), AppendError>> + Send;
+}
 
+/// Reads back the idempotency claims that [`FeedWriter::append_after`] writes.
+pub trait IdempotencyRecords: Send + Sync + 'static {
     /// The record of a claimed idempotency key, read consistently.
     fn idempotency_record(
         &self,

@@ -1,0 +1,258 @@
+//! Shard heads and log entries on DynamoDB.
+//!
+//! - head: `pk = "head#<shard>"`, `sk = "head"`, `seq` (N), `last_ms` (N)
+//! - entry: `pk = "feed#<shard>"`, `sk = "<created_ms:13>#<seq:12>"`, `seq` (N),
+//!   `id` (S), `bounty` (S, the public JSON), `expires_at` (N, the TTL)
+//!
+//! Reads are consistent Queries on one side of a sort key; an append is one
+//! transaction that moves the head on condition and puts the entries (and, with an
+//! idempotency key, the claim of [`super::idempotency`]).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use super::{corrupt, n, number, s, string, unavailable, unbuildable, DynamoFeedStore};
+use crate::bounty::Bounty;
+use crate::cursor::{Position, MAX_SEQ};
+use crate::store::{
+    AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, LogEntry, Page, StoreError,
+};
+
+fn head_pk(shard: usize) -> String {
+    format!("head#{shard}")
+}
+
+const HEAD_SK: &str = "head";
+
+fn feed_pk(shard: usize) -> String {
+    format!("feed#{shard}")
+}
+
+fn decode_entry(item: &HashMap<String, AttributeValue>) -> Result<LogEntry, StoreError> {
+    let sk = string(item, "sk").unwrap_or_default();
+    let position =
+        Position::from_sort_key(sk).ok_or_else(|| corrupt(sk, "sort key is not <ms>#<seq>"))?;
+    let json = string(item, "bounty").ok_or_else(|| corrupt(sk, "no bounty attribute"))?;
+    let bounty: Bounty = serde_json::from_str(json).map_err(|err| corrupt(sk, err.to_string()))?;
+    Ok(LogEntry { position, bounty })
+}
+
+impl FeedHeads for DynamoFeedStore {
+    fn shard_count(&self) -> usize {
+        self.shards
+    }
+
+    async fn head(&self, shard: usize) -> Result<Position, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(head_pk(shard)))
+            .key("sk", s(HEAD_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| unavailable("GetItem", err))?;
+        let Some(item) = output.item() else {
+            return Ok(Position::START);
+        };
+        match (number(item, "last_ms"), number(item, "seq")) {
+            (Some(created_ms), Some(seq)) => Ok(Position { created_ms, seq }),
+            _ => Err(corrupt(&head_pk(shard), "head without last_ms and seq")),
+        }
+    }
+}
+
+impl DynamoFeedStore {
+    /// One consistent Query of `shard`'s log on one side of `bound`: `sk > bound` in
+    /// log order, or `sk < bound` newest first.
+    async fn read_page(
+        &self,
+        shard: usize,
+        bound: Position,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let condition = if forward {
+            "pk = :pk AND sk > :bound"
+        } else {
+            "pk = :pk AND sk < :bound"
+        };
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .expression_attribute_values(":pk", s(feed_pk(shard)))
+            .expression_attribute_values(":bound", s(bound.sort_key()))
+            .scan_index_forward(forward)
+            .consistent_read(true)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|err| unavailable("Query", err))?;
+        let entries = output
+            .items()
+            .iter()
+            .map(decode_entry)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            more: output.last_evaluated_key().is_some(),
+            entries,
+        })
+    }
+}
+
+impl FeedReader for DynamoFeedStore {
+    async fn read_after(
+        &self,
+        shard: usize,
+        after: Position,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.read_page(shard, after, true, limit).await
+    }
+
+    async fn read_before(
+        &self,
+        shard: usize,
+        before: Position,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.read_page(shard, before, false, limit).await
+    }
+
+    async fn find(
+        &self,
+        shard: usize,
+        created_ms: u64,
+        id: &str,
+    ) -> Result<Option<Bounty>, StoreError> {
+        if shard >= self.shards {
+            return Ok(None);
+        }
+        // Every entry created in that millisecond: a batch at most, usually one.
+        let first = Position { created_ms, seq: 0 };
+        let last = Position {
+            created_ms,
+            seq: MAX_SEQ,
+        };
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .filter_expression("id = :id")
+            .expression_attribute_values(":pk", s(feed_pk(shard)))
+            .expression_attribute_values(":first", s(first.sort_key()))
+            .expression_attribute_values(":last", s(last.sort_key()))
+            .expression_attribute_values(":id", s(id))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| unavailable("Query", err))?;
+            if let Some(item) = page.items().first() {
+                return decode_entry(item).map(|entry| Some(entry.bounty));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl FeedWriter for DynamoFeedStore {
+    async fn append_after(
+        &self,
+        shard: usize,
+        expected_head: Position,
+        entries: Vec<LogEntry>,
+        claim: Option<&IdempotencyClaim>,
+    ) -> Result<(), AppendError> {
+        let Some(last) = entries.last().map(|entry| entry.position) else {
+            return Ok(());
+        };
+        // The head moves from `expected_head` to `last` only if nobody moved it first.
+        let mut head = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(head_pk(shard)))
+            .key("sk", s(HEAD_SK))
+            .update_expression("SET seq = :seq, last_ms = :last_ms")
+            .expression_attribute_values(":seq", n(last.seq))
+            .expression_attribute_values(":last_ms", n(last.created_ms));
+        head = if expected_head.seq == 0 {
+            head.condition_expression("attribute_not_exists(pk)")
+        } else {
+            head.condition_expression("seq = :expected")
+                .expression_attribute_values(":expected", n(expected_head.seq))
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .update(
+                head.build()
+                    .map_err(|err| unbuildable("head update", err))?,
+            )
+            .build()];
+        for entry in &entries {
+            let json = serde_json::to_string(&entry.bounty)
+                .map_err(|err| AppendError::Store(corrupt(&entry.bounty.id, err.to_string())))?;
+            // Kept for the look-back window (resumes) and at least until the deadline
+            // (the backfill lists open bounties, and `GET /api/v1/tasks/{id}` finds them).
+            let expires_at = (entry.position.created_ms / 1000 + self.retention.as_secs())
+                .max(u64::try_from(entry.bounty.deadline.timestamp()).unwrap_or(0));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(feed_pk(shard)))
+                .item("sk", s(entry.position.sort_key()))
+                .item("seq", n(entry.position.seq))
+                .item("id", s(entry.bounty.id.clone()))
+                .item("bounty", s(json))
+                .item("expires_at", n(expires_at))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|err| unbuildable("entry put", err))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        if let (Some(claim), Some(first)) = (claim, entries.first()) {
+            let put = self.claim_put(claim, &first.bounty)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let claim_index = claim.map(|_| items.len() - 1);
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let lost_race = match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        let reasons = cancelled.cancellation_reasons();
+                        // Reasons come in item order; the claim is the last item.
+                        let claim_taken = claim_index
+                            .and_then(|index| reasons.get(index))
+                            .is_some_and(|reason| reason.code() == Some("ConditionalCheckFailed"));
+                        if claim_taken {
+                            return Err(AppendError::Claimed);
+                        }
+                        reasons.iter().any(|reason| {
+                            matches!(
+                                reason.code(),
+                                Some("ConditionalCheckFailed" | "TransactionConflict")
+                            )
+                        })
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                    _ => false,
+                };
+                if lost_race {
+                    Err(AppendError::HeadMoved)
+                } else {
+                    Err(AppendError::Store(unavailable("TransactWriteItems", err)))
+                }
+            }
+        }
+    }
+}
