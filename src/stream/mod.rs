@@ -7,8 +7,10 @@
 //! never starves them. When the client goes away the runtime drops this stream at its
 //! next failed write, and with it the poll in flight: nothing polls for a departed client.
 
-use std::future::Future;
-use std::pin::Pin;
+mod backoff;
+mod gaps;
+mod read_ahead;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +19,16 @@ use futures_util::Stream;
 use serde::Serialize;
 use tokio::time::{sleep_until, Instant};
 
-use crate::cursor::{Cursor, Position};
-use crate::feed::{read_batch, Batch, GAP_GRACE};
+use crate::cursor::Cursor;
+use crate::feed::{read_batch, Batch};
 use crate::filter::Filter;
 use crate::sse::Frame;
 use crate::store::{FeedReader, StoreError};
 use crate::timefmt;
+
+use self::backoff::Backoff;
+use self::gaps::Gaps;
+use self::read_ahead::{positions_after, read_ahead, PollFuture};
 
 /// Timing and sizing of one stream (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
@@ -69,72 +75,6 @@ struct StoreErrorFrame<'a> {
 struct Checkpoint<'a> {
     cursor: &'a str,
     reason: &'a str,
-}
-
-type PollFuture = Pin<Box<dyn Future<Output = Result<Batch, StoreError>> + Send>>;
-
-/// The delay before retry number `failures` (1-based): exponential from `base`,
-/// capped, with jitter in [50 %, 100 %] of the step (`jitter` in [0, 1]) so that
-/// many streams failing together do not retry together.
-pub fn backoff_delay(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let doublings = failures.saturating_sub(1).min(20);
-    let step = base.saturating_mul(1u32 << doublings).min(cap);
-    step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-}
-
-/// Per shard: whether to take a page with a hole as it is (the hole outlived the grace
-/// period).
-fn accept_gaps(holes: &[Option<(Position, Instant)>]) -> Vec<bool> {
-    holes
-        .iter()
-        .enumerate()
-        .map(|(shard, hole)| {
-            let accept = hole.is_some_and(|(_, since)| since.elapsed() >= GAP_GRACE);
-            if accept {
-                tracing::error!(
-                    shard,
-                    "a hole in the feed did not fill within the grace period; skipping it"
-                );
-            }
-            accept
-        })
-        .collect()
-}
-
-/// A task that runs without waiting to be polled; aborted when dropped, so a stream
-/// whose client went away leaves no read behind.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Starts reading the batch after `positions` at once, on a task of its own, so that
-/// it proceeds while the stream writes the previous batch.
-fn read_ahead<R: FeedReader>(
-    store: Arc<R>,
-    positions: Vec<Position>,
-    accept_gaps: Vec<bool>,
-    page_size: usize,
-) -> PollFuture {
-    let task = AbortOnDrop(tokio::spawn(read_batch(
-        store,
-        positions,
-        accept_gaps,
-        Instant::now(),
-        page_size,
-    )));
-    Box::pin(async move {
-        let mut task = task;
-        (&mut task.0).await.unwrap_or_else(|err| {
-            Err(StoreError::Unavailable {
-                operation: "Query",
-                detail: format!("the read-ahead task failed: {err}"),
-            })
-        })
-    })
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -199,15 +139,14 @@ pub fn bounty_stream<R: FeedReader>(
         }));
 
         let mut last_write = Instant::now();
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new(settings.poll_interval, settings.backoff_cap);
         let mut next_poll = if resumed { started } else { started + settings.poll_interval };
         let mut in_flight: Option<PollFuture> = None;
-        // Per shard: the position where a hole was first seen, and when.
-        let mut holes: Vec<Option<(Position, Instant)>> = vec![None; cursor.positions.len()];
+        let mut gaps = Gaps::new(cursor.positions.len());
 
         loop {
             let poll = in_flight.get_or_insert_with(|| {
-                Box::pin(read_batch(store.clone(), cursor.positions.clone(), accept_gaps(&holes), next_poll, settings.page_size))
+                Box::pin(read_batch(store.clone(), cursor.positions.clone(), gaps.accepted(), next_poll, settings.page_size))
             });
             let step = tokio::select! {
                 biased;
@@ -224,30 +163,15 @@ pub fn bounty_stream<R: FeedReader>(
                 Step::Polled(Ok(batch)) => {
                     in_flight = None;
                     log.polls += 1;
-                    failures = 0;
+                    backoff.reset();
                     cursor.issued_ms = batch.issued_ms;
-                    for (shard, found) in batch.gaps.iter().enumerate() {
-                        let at = cursor.positions[shard];
-                        holes[shard] = match (found, holes[shard]) {
-                            (None, _) => None,
-                            (Some(_), Some((seen, since))) if seen == at => Some((seen, since)),
-                            (Some(seq), _) => {
-                                tracing::warn!(shard, after = at.seq, found = seq, "hole in the feed; waiting for it to fill");
-                                Some((at, Instant::now()))
-                            }
-                        };
-                    }
+                    gaps.observe(&cursor.positions, &batch.gaps);
                     if batch.more {
                         // A burst: read the next page while this one is written to the
                         // client, so the drain runs at the store's pace, not at the sum
                         // of store and client.
-                        let mut after = cursor.positions.clone();
-                        for (shard, entry) in &batch.entries {
-                            if let Some(slot) = after.get_mut(*shard) {
-                                *slot = entry.position;
-                            }
-                        }
-                        in_flight = Some(read_ahead(store.clone(), after, accept_gaps(&holes), settings.page_size));
+                        let after = positions_after(&cursor.positions, &batch.entries);
+                        in_flight = Some(read_ahead(store.clone(), after, gaps.accepted(), settings.page_size));
                     }
                     for (shard, entry) in batch.entries {
                         if let Some(slot) = cursor.positions.get_mut(shard) {
@@ -265,12 +189,9 @@ pub fn bounty_stream<R: FeedReader>(
                     in_flight = None;
                     log.polls += 1;
                     log.store_errors += 1;
-                    failures = failures.saturating_add(1);
-                    let delay = backoff_delay(failures, settings.poll_interval, settings.backoff_cap, fastrand::f64());
-                    // Wait exactly what the frame announces.
+                    let delay = backoff.failed();
                     let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                    let delay = Duration::from_millis(retry_in_ms);
-                    tracing::warn!(error = %err, failures, retry_in_ms, "feed poll failed");
+                    tracing::warn!(error = %err, failures = backoff.failures(), retry_in_ms, "feed poll failed");
                     yield Frame::event("error", None, to_json(&StoreErrorFrame {
                         code: "store_unavailable",
                         message: "the bounty store did not answer; retrying, nothing will be missed",
@@ -295,6 +216,7 @@ pub fn bounty_stream<R: FeedReader>(
 mod tests {
     use super::*;
     use crate::bounty::{Bounty, BountyStatus};
+    use crate::cursor::Position;
     use crate::store::{FeedHeads, LogEntry, Page};
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -573,17 +495,6 @@ mod tests {
             .map(|(_, f)| data(f)["id"].clone())
             .collect();
         assert_eq!(delivered, [serde_json::json!(id)]);
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
-        let base = Duration::from_secs(1);
-        let cap = Duration::from_secs(30);
-        assert_eq!(backoff_delay(1, base, cap, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff_delay(1, base, cap, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(3, base, cap, 1.0), Duration::from_secs(4));
-        assert_eq!(backoff_delay(10, base, cap, 1.0), cap);
-        assert_eq!(backoff_delay(u32::MAX, base, cap, 0.0), cap / 2);
     }
 
     #[tokio::test(start_paused = true)]
