@@ -92,6 +92,7 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
             .map(|ctx| ctx.request_id.clone())
             .unwrap_or_default(),
     };
+    // The stream's frames are typed values up to here; they become bytes only now.
     let frames = writes::coalesce_ready(
         bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode()),
         writes::MAX_WRITE_BYTES,

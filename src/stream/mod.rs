@@ -3,11 +3,19 @@
 //! the store fails, and a `checkpoint` carrying the cursor at the cap.
 //!
 //! One `select!` over the cap, the poll in flight and the heartbeat, like
-//! mini-redis's subscribe loop. The poll in flight survives heartbeats, so a slow store
-//! never starves them. When the client goes away the runtime drops this stream at its
-//! next failed write, and with it the poll in flight: nothing polls for a departed client.
+//! mini-redis's subscribe loop; each outcome is handled by a method of
+//! `Subscription` that says what to send. The poll in flight survives heartbeats, so
+//! a slow store never starves them. When the client goes away the runtime drops this
+//! stream at its next failed write, and with it the poll in flight: nothing polls for a
+//! departed client.
+//!
+//! - [`frame`]: the frames as typed values; bytes only at the HTTP edge.
+//! - `backoff`: the waits between polls while the store fails.
+//! - `gaps`: gaps in a shard's sequence, waited for, then skipped after a grace period.
+//! - `read_ahead`: the next page of a burst, read while the current one is written.
 
 mod backoff;
+pub mod frame;
 mod gaps;
 mod read_ahead;
 
@@ -16,19 +24,18 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::Stream;
-use serde::Serialize;
 use tokio::time::{sleep_until, Instant};
 
 use crate::cursor::Cursor;
 use crate::feed::{read_batch, Batch};
 use crate::filter::Filter;
-use crate::sse::Frame;
 use crate::store::{FeedReader, StoreError};
-use crate::timefmt;
 
 use self::backoff::Backoff;
 use self::gaps::Gaps;
 use self::read_ahead::{positions_after, read_ahead, PollFuture};
+
+pub use self::frame::{CheckpointReason, Connected, ErrorEvent, StreamFrame};
 
 /// Timing and sizing of one stream (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
@@ -55,35 +62,6 @@ pub struct StreamStart {
     pub request_id: String,
 }
 
-#[derive(Serialize)]
-struct Connected<'a> {
-    filter: &'a Filter,
-    server_time: String,
-    cursor: String,
-    resumed: bool,
-    closes_at: String,
-}
-
-#[derive(Serialize)]
-struct StoreErrorFrame<'a> {
-    code: &'a str,
-    message: &'a str,
-    retry_in_ms: u64,
-}
-
-#[derive(Serialize)]
-struct Checkpoint<'a> {
-    cursor: &'a str,
-    reason: &'a str,
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|err| {
-        tracing::error!(error = %err, "could not serialise a frame");
-        "{}".to_owned()
-    })
-}
-
 /// Logs how a stream ended, also when it is dropped because the client went away.
 struct StreamLog {
     request_id: String,
@@ -106,10 +84,43 @@ impl Drop for StreamLog {
     }
 }
 
+/// What woke the loop.
 enum Step {
     Close,
     Polled(Result<Batch, StoreError>),
     Heartbeat,
+}
+
+/// What to send for a step, and, once it is sent, how long until the next poll
+/// (`None`: as planned).
+struct Reply {
+    frames: Vec<StreamFrame>,
+    poll_in: Option<Duration>,
+}
+
+impl Reply {
+    fn send(frame: StreamFrame) -> Reply {
+        Reply {
+            frames: vec![frame],
+            poll_in: None,
+        }
+    }
+}
+
+/// One subscriber's place in the log, and its timers.
+struct Subscription<R> {
+    store: Arc<R>,
+    settings: StreamSettings,
+    filter: Filter,
+    /// Just after the last entry read, matching or not.
+    cursor: Cursor,
+    backoff: Backoff,
+    gaps: Gaps,
+    /// The read the loop waits on; kept across heartbeats.
+    in_flight: Option<PollFuture>,
+    next_poll: Instant,
+    last_write: Instant,
+    log: StreamLog,
 }
 
 /// The stream of frames for one subscriber. Ends after `settings.max_duration`.
@@ -117,98 +128,196 @@ pub fn bounty_stream<R: FeedReader>(
     store: Arc<R>,
     settings: StreamSettings,
     start: StreamStart,
-) -> impl Stream<Item = Frame> + Send + 'static {
+) -> impl Stream<Item = StreamFrame> + Send + 'static {
     async_stream::stream! {
-        let StreamStart { filter, mut cursor, resumed, request_id } = start;
         let started = Instant::now();
         let deadline = started + settings.max_duration;
-        let now = Utc::now();
-        let closes_at = now + settings.max_duration;
-        let mut log = StreamLog { request_id, bounties: 0, polls: 0, store_errors: 0, ended: "client_gone" };
-
-        yield Frame::Retry(settings.retry_ms);
-        // `connected` carries the starting cursor as its id too, so a client that loses
-        // the connection before any bounty still resumes from here, not from "now".
-        let starting = cursor.encode();
-        yield Frame::event("connected", Some(starting.clone()), to_json(&Connected {
-            filter: &filter,
-            server_time: timefmt::format(now),
-            cursor: starting,
-            resumed,
-            closes_at: timefmt::format(closes_at),
-        }));
-
-        let mut last_write = Instant::now();
-        let mut backoff = Backoff::new(settings.poll_interval, settings.backoff_cap);
-        let mut next_poll = if resumed { started } else { started + settings.poll_interval };
-        let mut in_flight: Option<PollFuture> = None;
-        let mut gaps = Gaps::new(cursor.positions.len());
+        let retry_ms = settings.retry_ms;
+        let (mut subscription, connected) = Subscription::open(store, settings, start, started);
+        yield StreamFrame::Retry(retry_ms);
+        yield connected;
+        subscription.sent();
 
         loop {
-            let poll = in_flight.get_or_insert_with(|| {
-                Box::pin(read_batch(store.clone(), cursor.positions.clone(), gaps.accepted(), next_poll, settings.page_size))
-            });
+            let heartbeat_at = subscription.heartbeat_at();
             let step = tokio::select! {
                 biased;
                 _ = sleep_until(deadline) => Step::Close,
-                outcome = poll => Step::Polled(outcome),
-                _ = sleep_until(last_write + settings.heartbeat) => Step::Heartbeat,
+                outcome = subscription.poll() => Step::Polled(outcome),
+                _ = sleep_until(heartbeat_at) => Step::Heartbeat,
             };
-            match step {
+            let reply = match step {
                 Step::Close => break,
-                Step::Heartbeat => {
-                    yield Frame::Comment("heartbeat");
-                    last_write = Instant::now();
-                }
-                Step::Polled(Ok(batch)) => {
-                    in_flight = None;
-                    log.polls += 1;
-                    backoff.reset();
-                    cursor.issued_ms = batch.issued_ms;
-                    gaps.observe(&cursor.positions, &batch.gaps);
-                    if batch.more {
-                        // A burst: read the next page while this one is written to the
-                        // client, so the drain runs at the store's pace, not at the sum
-                        // of store and client.
-                        let after = positions_after(&cursor.positions, &batch.entries);
-                        in_flight = Some(read_ahead(store.clone(), after, gaps.accepted(), settings.page_size));
-                    }
-                    for (shard, entry) in batch.entries {
-                        if let Some(slot) = cursor.positions.get_mut(shard) {
-                            *slot = entry.position;
-                        }
-                        if filter.matches(&entry.bounty) {
-                            log.bounties += 1;
-                            yield Frame::event("bounty", Some(cursor.encode()), to_json(&entry.bounty));
-                            last_write = Instant::now();
-                        }
-                    }
-                    next_poll = if batch.more { Instant::now() } else { Instant::now() + settings.poll_interval };
-                }
-                Step::Polled(Err(err)) => {
-                    in_flight = None;
-                    log.polls += 1;
-                    log.store_errors += 1;
-                    let delay = backoff.failed();
-                    let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                    tracing::warn!(error = %err, failures = backoff.failures(), retry_in_ms, "feed poll failed");
-                    yield Frame::event("error", None, to_json(&StoreErrorFrame {
-                        code: "store_unavailable",
-                        message: "the bounty store did not answer; retrying, nothing will be missed",
-                        retry_in_ms,
-                    }));
-                    last_write = Instant::now();
-                    next_poll = Instant::now() + delay;
-                }
+                Step::Heartbeat => Reply::send(StreamFrame::Heartbeat),
+                Step::Polled(Ok(batch)) => subscription.delivered(batch),
+                Step::Polled(Err(err)) => subscription.failed(&err),
+            };
+            for frame in reply.frames {
+                subscription.sending(&frame);
+                yield frame;
+                subscription.sent();
             }
+            subscription.schedule(reply.poll_in);
         }
 
-        let position = cursor.encode();
-        yield Frame::event("checkpoint", Some(position.clone()), to_json(&Checkpoint {
-            cursor: &position,
-            reason: "max_duration",
-        }));
-        log.ended = "max_duration";
+        yield subscription.checkpoint();
+        subscription.log.ended = "max_duration";
+    }
+}
+
+impl<R: FeedReader> Subscription<R> {
+    /// The subscription, and its `connected` frame.
+    fn open(
+        store: Arc<R>,
+        settings: StreamSettings,
+        start: StreamStart,
+        started: Instant,
+    ) -> (Self, StreamFrame) {
+        let StreamStart {
+            filter,
+            cursor,
+            resumed,
+            request_id,
+        } = start;
+        let now = Utc::now();
+        let connected = StreamFrame::Connected(Connected {
+            filter: filter.clone(),
+            server_time: now,
+            cursor: cursor.clone(),
+            resumed,
+            closes_at: now + settings.max_duration,
+        });
+        let next_poll = if resumed {
+            started
+        } else {
+            started + settings.poll_interval
+        };
+        let subscription = Subscription {
+            store,
+            backoff: Backoff::new(settings.poll_interval, settings.backoff_cap),
+            gaps: Gaps::new(cursor.positions.len()),
+            settings,
+            filter,
+            cursor,
+            in_flight: None,
+            next_poll,
+            last_write: started,
+            log: StreamLog {
+                request_id,
+                bounties: 0,
+                polls: 0,
+                store_errors: 0,
+                ended: "client_gone",
+            },
+        };
+        (subscription, connected)
+    }
+
+    /// The read in flight, or a poll of the cursor at `next_poll`.
+    fn poll(&mut self) -> &mut PollFuture {
+        let Subscription {
+            store,
+            settings,
+            cursor,
+            gaps,
+            in_flight,
+            next_poll,
+            ..
+        } = self;
+        in_flight.get_or_insert_with(|| {
+            Box::pin(read_batch(
+                store.clone(),
+                cursor.positions.clone(),
+                gaps.accepted(),
+                *next_poll,
+                settings.page_size,
+            ))
+        })
+    }
+
+    fn heartbeat_at(&self) -> Instant {
+        self.last_write + self.settings.heartbeat
+    }
+
+    /// A poll answered: the cursor moves past every entry read, and the matching ones
+    /// are sent.
+    fn delivered(&mut self, batch: Batch) -> Reply {
+        self.in_flight = None;
+        self.log.polls += 1;
+        self.backoff.reset();
+        self.cursor.issued_ms = batch.issued_ms;
+        self.gaps.observe(&self.cursor.positions, &batch.gaps);
+        if batch.more {
+            // A burst: read the next page while this one is written to the client.
+            let after = positions_after(&self.cursor.positions, &batch.entries);
+            self.in_flight = Some(read_ahead(
+                self.store.clone(),
+                after,
+                self.gaps.accepted(),
+                self.settings.page_size,
+            ));
+        }
+        let mut frames = Vec::new();
+        for (shard, entry) in batch.entries {
+            if let Some(slot) = self.cursor.positions.get_mut(shard) {
+                *slot = entry.position;
+            }
+            if self.filter.matches(&entry.bounty) {
+                frames.push(StreamFrame::Bounty {
+                    cursor: self.cursor.clone(),
+                    bounty: entry.bounty,
+                });
+            }
+        }
+        Reply {
+            frames,
+            poll_in: Some(if batch.more {
+                Duration::ZERO
+            } else {
+                self.settings.poll_interval
+            }),
+        }
+    }
+
+    /// A poll failed: say so, and back off.
+    fn failed(&mut self, err: &StoreError) -> Reply {
+        self.in_flight = None;
+        self.log.polls += 1;
+        self.log.store_errors += 1;
+        let delay = self.backoff.failed();
+        let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(error = %err, failures = self.backoff.failures(), retry_in_ms, "feed poll failed");
+        Reply {
+            frames: vec![StreamFrame::Error(ErrorEvent::StoreUnavailable {
+                retry_in_ms,
+            })],
+            poll_in: Some(delay),
+        }
+    }
+
+    fn sending(&mut self, frame: &StreamFrame) {
+        if frame.is_bounty() {
+            self.log.bounties += 1;
+        }
+    }
+
+    /// A frame was taken by the client: the heartbeat waits from now.
+    fn sent(&mut self) {
+        self.last_write = Instant::now();
+    }
+
+    /// Once a reply is sent: the next poll `poll_in` from now.
+    fn schedule(&mut self, poll_in: Option<Duration>) {
+        if let Some(wait) = poll_in {
+            self.next_poll = Instant::now() + wait;
+        }
+    }
+
+    fn checkpoint(&self) -> StreamFrame {
+        StreamFrame::Checkpoint {
+            cursor: self.cursor.clone(),
+            reason: CheckpointReason::MaxDuration,
+        }
     }
 }
 
@@ -217,7 +326,9 @@ mod tests {
     use super::*;
     use crate::bounty::{Bounty, BountyStatus};
     use crate::cursor::Position;
+    use crate::sse::Frame;
     use crate::store::{FeedHeads, LogEntry, Page};
+    use crate::timefmt;
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -356,9 +467,13 @@ mod tests {
     }
 
     /// Collects every frame with the instant (since start) it was produced.
-    async fn collect(stream: impl Stream<Item = Frame>) -> Vec<(Duration, Frame)> {
+    /// Frames are looked at as the client gets them: as SSE frames.
+    async fn collect(stream: impl Stream<Item = StreamFrame>) -> Vec<(Duration, Frame)> {
         let begin = Instant::now();
-        stream.map(|f| (begin.elapsed(), f)).collect().await
+        stream
+            .map(|f| (begin.elapsed(), f.to_sse()))
+            .collect()
+            .await
     }
 
     #[tokio::test(start_paused = true)]
