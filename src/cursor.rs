@@ -19,7 +19,7 @@ pub const MAX_SEQ: u64 = 999_999_999_999;
 /// at any position.
 pub const MAX_FEED_SHARDS: usize = 16;
 /// A cursor issued further than this in the future is not one of ours.
-const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+pub(crate) const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
 /// A point in one shard's log: just after the entry with this key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

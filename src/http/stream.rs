@@ -1,5 +1,6 @@
-//! `GET /api/v1/bounties/stream`: parse and check everything (400s before any byte
-//! of the stream), find the starting cursor, then hand over to [`crate::stream`].
+//! `GET /api/v1/bounties/stream`: parse the request, find the starting cursor with
+//! [`crate::stream::start`] (every refusal is an answer before any byte of the stream),
+//! then hand over to [`crate::stream`], whose typed frames become bytes here.
 
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -8,15 +9,11 @@ use lambda_http::{Request, RequestExt};
 
 use super::body::{streaming, ResponseBody};
 use super::{cors, query_pairs, writes, ApiError, App};
-use crate::cursor::{Cursor, CursorRules, Position};
-use crate::feed::check_resumable;
-use crate::filter::{parse_stream_query, StartAt};
-use crate::store::{heads, FeedReader, FeedWriter, StreamLeases};
+use crate::filter::parse_stream_query;
+use crate::store::{FeedReader, FeedWriter, StreamLeases};
+use crate::stream::start::starting_cursor;
 use crate::stream::{bounty_stream, StreamStart};
-use crate::{timefmt, InputError, InputErrorCode};
-
-/// A `since` further than this in the future is a mistake, not a plan.
-const SINCE_FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+use crate::timefmt;
 
 pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     app: &App<S>,
@@ -29,54 +26,9 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     let query = parse_stream_query(&query_pairs(req), header_cursor)?;
     let now_ms = timefmt::to_millis(Utc::now());
     let lookback_ms = u64::try_from(app.config.lookback.as_millis()).unwrap_or(u64::MAX);
-    let shards = app.store.shard_count();
 
-    let (cursor, resumed) = match query.start {
-        StartAt::Now => (
-            Cursor {
-                issued_ms: now_ms,
-                positions: heads(app.store.as_ref()).await?,
-            },
-            false,
-        ),
-        StartAt::Since(at) => {
-            let since_ms = timefmt::to_millis(at);
-            if now_ms.saturating_sub(since_ms) > lookback_ms {
-                return Err(InputError::new(
-                    InputErrorCode::CursorTooOld,
-                    "since",
-                    format!(
-                        "since is older than the {} s look-back window; backfill instead",
-                        lookback_ms / 1000
-                    ),
-                )
-                .into());
-            }
-            if since_ms > now_ms + SINCE_FUTURE_TOLERANCE_MS {
-                return Err(InputError::new(
-                    InputErrorCode::InvalidParameter,
-                    "since",
-                    "since is in the future",
-                )
-                .into());
-            }
-            let cursor = Cursor {
-                issued_ms: since_ms.min(now_ms),
-                positions: vec![Position::before_time(since_ms); shards],
-            };
-            (cursor, true)
-        }
-        StartAt::Cursor { cursor, param } => {
-            let rules = CursorRules {
-                shards,
-                now_ms,
-                lookback_ms,
-            };
-            let cursor = Cursor::decode(&cursor, param, rules)?;
-            check_resumable(app.store.as_ref(), &cursor, param).await?;
-            (cursor, true)
-        }
-    };
+    let (cursor, resumed) =
+        starting_cursor(app.store.as_ref(), query.start, now_ms, lookback_ms).await?;
 
     // Every refusal of the input came first: a bad request costs no lease. The lease
     // is held until the body ends or is dropped.

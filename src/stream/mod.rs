@@ -13,11 +13,13 @@
 //! - `backoff`: the waits between polls while the store fails.
 //! - `gaps`: gaps in a shard's sequence, waited for, then skipped after a grace period.
 //! - `read_ahead`: the next page of a burst, read while the current one is written.
+//! - [`start`]: the cursor a stream starts from (now, `since`, or a client's cursor).
 
 mod backoff;
 pub mod frame;
 mod gaps;
 mod read_ahead;
+pub mod start;
 
 use std::sync::Arc;
 use std::time::Duration;
