@@ -5,7 +5,7 @@
 use chrono::Utc;
 use futures_util::StreamExt;
 use http::{header, HeaderValue, Response};
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
 
 use super::body::{streaming, ResponseBody};
 use super::{cors, query_pairs, writes, ApiError, App};
@@ -39,10 +39,6 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
         filter: query.filter,
         cursor,
         resumed,
-        request_id: req
-            .lambda_context_ref()
-            .map(|ctx| ctx.request_id.clone())
-            .unwrap_or_default(),
     };
     // The stream's frames are typed values up to here; they become bytes only now.
     let frames = writes::coalesce_ready(

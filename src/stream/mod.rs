@@ -7,7 +7,8 @@
 //! `Subscription` that says what to send. The poll in flight survives heartbeats, so
 //! a slow store never starves them. When the client goes away the runtime drops this
 //! stream at its next failed write, and with it the poll in flight: nothing polls for a
-//! departed client.
+//! departed client. The stream does not log its own end: the access log at the HTTP
+//! edge logs each stream once, when it ends.
 //!
 //! - [`frame`]: the frames as typed values; bytes only at the HTTP edge.
 //! - `backoff`: the waits between polls while the store fails.
@@ -60,30 +61,6 @@ pub struct StreamStart {
     pub cursor: Cursor,
     /// True when resuming from a client's cursor or `since`: poll at once.
     pub resumed: bool,
-    /// Names the stream in logs (the Lambda request id).
-    pub request_id: String,
-}
-
-/// Logs how a stream ended, also when it is dropped because the client went away.
-struct StreamLog {
-    request_id: String,
-    bounties: u64,
-    polls: u64,
-    store_errors: u64,
-    ended: &'static str,
-}
-
-impl Drop for StreamLog {
-    fn drop(&mut self) {
-        tracing::info!(
-            request_id = %self.request_id,
-            bounties = self.bounties,
-            polls = self.polls,
-            store_errors = self.store_errors,
-            ended = self.ended,
-            "stream closed"
-        );
-    }
 }
 
 /// What woke the loop.
@@ -122,7 +99,6 @@ struct Subscription<R> {
     in_flight: Option<PollFuture>,
     next_poll: Instant,
     last_write: Instant,
-    log: StreamLog,
 }
 
 /// The stream of frames for one subscriber. Ends after `settings.max_duration`.
@@ -155,7 +131,6 @@ pub fn bounty_stream<R: FeedReader>(
                 Step::Polled(Err(err)) => subscription.failed(&err),
             };
             for frame in reply.frames {
-                subscription.sending(&frame);
                 yield frame;
                 subscription.sent();
             }
@@ -163,7 +138,6 @@ pub fn bounty_stream<R: FeedReader>(
         }
 
         yield subscription.checkpoint();
-        subscription.log.ended = "max_duration";
     }
 }
 
@@ -179,7 +153,6 @@ impl<R: FeedReader> Subscription<R> {
             filter,
             cursor,
             resumed,
-            request_id,
         } = start;
         let now = Utc::now();
         let connected = StreamFrame::Connected(Connected {
@@ -204,13 +177,6 @@ impl<R: FeedReader> Subscription<R> {
             in_flight: None,
             next_poll,
             last_write: started,
-            log: StreamLog {
-                request_id,
-                bounties: 0,
-                polls: 0,
-                store_errors: 0,
-                ended: "client_gone",
-            },
         };
         (subscription, connected)
     }
@@ -245,7 +211,6 @@ impl<R: FeedReader> Subscription<R> {
     /// are sent.
     fn delivered(&mut self, batch: Batch) -> Reply {
         self.in_flight = None;
-        self.log.polls += 1;
         self.backoff.reset();
         self.cursor.issued_ms = batch.issued_ms;
         self.gaps.observe(&self.cursor.positions, &batch.gaps);
@@ -284,8 +249,6 @@ impl<R: FeedReader> Subscription<R> {
     /// A poll failed: say so, and back off.
     fn failed(&mut self, err: &StoreError) -> Reply {
         self.in_flight = None;
-        self.log.polls += 1;
-        self.log.store_errors += 1;
         let delay = self.backoff.failed();
         let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(error = %err, failures = self.backoff.failures(), retry_in_ms, "feed poll failed");
@@ -294,12 +257,6 @@ impl<R: FeedReader> Subscription<R> {
                 retry_in_ms,
             })],
             poll_in: Some(delay),
-        }
-    }
-
-    fn sending(&mut self, frame: &StreamFrame) {
-        if frame.is_bounty() {
-            self.log.bounties += 1;
         }
     }
 
@@ -449,7 +406,6 @@ mod tests {
                 positions: vec![Position::START; shards],
             },
             resumed: false,
-            request_id: "test".into(),
         }
     }
 
