@@ -24,13 +24,13 @@ pub struct Batch {
     pub gaps: Vec<Option<u64>>,
 }
 
-/// A hole in a shard's sequence that has lasted this long is accepted as lost
+/// A gap in a shard's sequence that has lasted this long is accepted as lost
 /// (deleted by hand, or expired under a stream lagging by more than the retention);
 /// a younger one is a commit not yet fully visible, and is waited for.
 pub const GAP_GRACE: Duration = Duration::from_secs(30);
 
 /// Reads the page after each shard's position, concurrently, once `at` has come.
-/// Shards whose entry in `accept_gaps` is true take a page with holes as it is.
+/// Shards whose entry in `accept_gaps` is true take a page with gaps as it is.
 pub async fn read_batch<R: FeedReader>(
     store: Arc<R>,
     positions: Vec<Position>,
@@ -57,28 +57,28 @@ pub async fn read_batch<R: FeedReader>(
 }
 
 /// Keeps the entries that follow `after` seq by seq and drops the rest of the page
-/// from the first hole; returns the seq found at the hole. A position taken from a
+/// from the first gap; returns the seq found at the gap. A position taken from a
 /// time (`since`) has no known successor, so its first entry is always accepted.
 fn keep_dense_prefix(after: Position, page: &mut Page) -> Option<u64> {
     let mut expected = (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1);
-    let mut hole = None;
+    let mut gap = None;
     let keep = page
         .entries
         .iter()
         .take_while(|entry| {
             let dense = expected.is_none_or(|seq| entry.position.seq == seq);
             if !dense {
-                hole = Some(entry.position.seq);
+                gap = Some(entry.position.seq);
             }
             expected = Some(entry.position.seq + 1);
             dense
         })
         .count();
-    if hole.is_some() {
+    if gap.is_some() {
         page.entries.truncate(keep);
         page.more = false;
     }
-    hole
+    gap
 }
 
 /// Orders a poll's entries by creation time across shards. When a shard has more
@@ -184,8 +184,8 @@ mod tests {
     }
 
     #[test]
-    fn a_page_is_cut_at_the_first_hole() {
-        let mut with_hole = page(
+    fn a_page_is_cut_at_the_first_gap() {
+        let mut with_gap = page(
             vec![entry(1, 4), entry(1, 5), entry(2, 7), entry(2, 8)],
             true,
         );
@@ -195,12 +195,12 @@ mod tests {
                     created_ms: 1,
                     seq: 3
                 },
-                &mut with_hole
+                &mut with_gap
             ),
             Some(7)
         );
-        assert_eq!(with_hole.entries.len(), 2);
-        assert!(!with_hole.more, "wait a poll for the hole to fill");
+        assert_eq!(with_gap.entries.len(), 2);
+        assert!(!with_gap.more, "wait a poll for the gap to fill");
 
         let mut late_start = page(vec![entry(1, 5)], false);
         assert_eq!(keep_dense_prefix(Position::START, &mut late_start), Some(5));

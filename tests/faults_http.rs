@@ -213,7 +213,7 @@ async fn a_departed_subscriber_costs_no_store_request_after_its_next_heartbeat()
         rig.function
             .logs()
             .lines()
-            .any(|line| line.contains("stream closed") && line.contains("client_gone")),
+            .any(|line| line.contains("firehose::access") && line.contains("client_gone")),
         "the stream ended because its client left"
     );
 }

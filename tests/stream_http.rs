@@ -399,7 +399,7 @@ async fn a_departed_client_ends_its_stream_at_the_next_write() {
         || async {
             f.logs()
                 .lines()
-                .any(|line| line.contains("stream closed") && line.contains("client_gone"))
+                .any(|line| line.contains("firehose::access") && line.contains("client_gone"))
                 .then_some(())
         },
     )

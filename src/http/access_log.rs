@@ -1,21 +1,21 @@
 //! One access log line per request: request id, method, path, client, status, filter
-//! summary, duration and event count (`events`: SSE events sent, of which `bounties`;
-//! for the backfill, `bounties` is the number listed).
+//! summary, duration and what was sent (`events`: SSE events, of which `bounties` and
+//! `errors`; for the backfill, `bounties` is the number listed).
 //!
-//! A JSON answer is logged when it is returned. A stream's event count and duration are
-//! known only when it ends, so a stream is logged when its body ends or is dropped
-//! (the client went away), with `ended` saying which. Nothing from the request's
-//! headers is logged: no `Authorization`, no key, no key hash.
+//! A JSON answer is logged when it is returned. A stream is logged once, when it ends:
+//! its frames are counted as typed values on their way to the wire, and the line is
+//! written when they end (`ended: completed`) or are dropped because the client went
+//! away (`ended: client_gone`). Nothing from the request's headers is logged: no
+//! `Authorization`, no key, no key hash.
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use http::{header, Response};
-use http_body_util::StreamBody;
+use futures_util::{Stream, StreamExt};
+use http::Response;
 use lambda_http::Request;
 
 use super::body::ResponseBody;
+use crate::stream::StreamFrame;
 
 /// What an endpoint tells the access log about the filter it applied (a response
 /// extension; endpoints without a filter leave it out).
@@ -47,48 +47,41 @@ impl Entry {
         }
     }
 
-    /// Logs `response` now, or, for a stream, when its body ends.
-    pub fn finish(self, response: Response<ResponseBody>) -> Response<ResponseBody> {
+    /// Logs a JSON (or empty) answer now.
+    pub fn answered(self, response: Response<ResponseBody>) -> Response<ResponseBody> {
         let filter = response
             .extensions()
             .get::<FilterSummary>()
-            .map(|summary| summary.0.clone())
-            .unwrap_or_else(|| "-".to_owned());
-        let status = response.status().as_u16();
-        let is_stream = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        if !is_stream {
-            let counts = Counts {
-                events: 0,
-                bounties: response.extensions().get::<Listed>().map_or(0, |l| l.0),
-            };
-            self.log(status, &filter, counts, "answered");
-            return response;
-        }
-        let (parts, body) = response.into_parts();
+            .map_or_else(|| "-".to_owned(), |summary| summary.0.clone());
+        let counts = Counts {
+            bounties: response.extensions().get::<Listed>().map_or(0, |l| l.0),
+            ..Counts::default()
+        };
+        self.log(response.status().as_u16(), &filter, counts, "answered");
+        response
+    }
+
+    /// Counts a stream's frames as they pass, and logs the stream once when they end
+    /// or are dropped. Streams answer 200: every refusal came before the first frame.
+    pub fn stream(
+        self,
+        filter: String,
+        frames: impl Stream<Item = StreamFrame> + Send + 'static,
+    ) -> impl Stream<Item = StreamFrame> + Send + 'static {
         let mut open = OpenStream {
             entry: Some(self),
-            status,
             filter,
             counts: Counts::default(),
             ended: "client_gone",
         };
-        let counted = async_stream::stream! {
-            let mut body = std::pin::pin!(body);
-            while let Some(frame) = body.next().await {
-                if let Ok(frame) = &frame {
-                    if let Some(data) = frame.data_ref() {
-                        open.counts.add(data);
-                    }
-                }
+        async_stream::stream! {
+            let mut frames = std::pin::pin!(frames);
+            while let Some(frame) = frames.next().await {
+                open.counts.add(&frame);
                 yield frame;
             }
             open.end("completed");
-        };
-        let counted: super::body::FrameStream = Box::pin(counted);
-        Response::from_parts(parts, StreamBody::new(counted))
+        }
     }
 
     fn log(&self, status: u16, filter: &str, counts: Counts, ended: &str) {
@@ -103,39 +96,40 @@ impl Entry {
             duration_ms = self.started.elapsed().as_millis() as u64,
             events = counts.events,
             bounties = counts.bounties,
+            errors = counts.errors,
             ended,
             "request"
         );
     }
 }
 
-/// SSE events written so far.
+/// SSE events sent so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
     events: u64,
     bounties: u64,
+    errors: u64,
 }
 
 impl Counts {
-    /// A chunk holds one or more whole frames (frames ready together are written as
-    /// one chunk): count their `event:` lines, not comments (`: heartbeat`) or the
-    /// `retry:` hint. Data is one JSON line after `data: `, so no other line starts so.
-    fn add(&mut self, chunk: &Bytes) {
-        for line in chunk.split(|byte| *byte == b'\n') {
-            if let Some(name) = line.strip_prefix(b"event: ") {
-                self.events += 1;
-                if name == b"bounty" {
-                    self.bounties += 1;
-                }
-            }
+    /// Events only: not the `retry:` hint, not heartbeat comments.
+    fn add(&mut self, frame: &StreamFrame) {
+        let Some(event) = frame.event_name() else {
+            return;
+        };
+        self.events += 1;
+        if frame.is_bounty() {
+            self.bounties += 1;
+        }
+        if event == "error" {
+            self.errors += 1;
         }
     }
 }
 
-/// The access log of a stream still being written; logs when dropped.
+/// The access log of a stream still being sent; logs when dropped.
 struct OpenStream {
     entry: Option<Entry>,
-    status: u16,
     filter: String,
     counts: Counts,
     ended: &'static str,
@@ -150,7 +144,7 @@ impl OpenStream {
 impl Drop for OpenStream {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            entry.log(self.status, &self.filter, self.counts, self.ended);
+            entry.log(200, &self.filter, self.counts, self.ended);
         }
     }
 }
@@ -158,32 +152,42 @@ impl Drop for OpenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::ErrorEvent;
 
     #[test]
-    fn counts_events_and_bounties_not_comments_or_hints() {
+    fn counts_events_bounties_and_errors_not_comments_or_hints() {
+        let cursor = crate::cursor::Cursor {
+            issued_ms: 0,
+            positions: vec![crate::cursor::Position::START],
+        };
+        let bounty = crate::store::memory::bounty("b", "python", 1_000);
         let mut counts = Counts::default();
-        for chunk in [
-            "retry: 2000\n\n",
-            "event: connected\nid: c\ndata: {}\n\n",
-            ": heartbeat\n\n",
-            "event: bounty\nid: x\ndata: {}\n\n",
-            "event: error\ndata: {}\n\n",
-            "event: bounty\nid: y\ndata: {}\n\n",
+        for frame in [
+            StreamFrame::Retry(2000),
+            StreamFrame::Heartbeat,
+            StreamFrame::Bounty {
+                cursor: cursor.clone(),
+                bounty: bounty.clone(),
+            },
+            StreamFrame::Error(ErrorEvent::StoreUnavailable { retry_in_ms: 500 }),
+            StreamFrame::Bounty {
+                cursor: cursor.clone(),
+                bounty,
+            },
+            StreamFrame::Checkpoint {
+                cursor,
+                reason: crate::stream::CheckpointReason::MaxDuration,
+            },
         ] {
-            counts.add(&Bytes::from_static(chunk.as_bytes()));
+            counts.add(&frame);
         }
         assert_eq!(
             counts,
             Counts {
                 events: 4,
-                bounties: 2
+                bounties: 2,
+                errors: 1
             }
         );
-        // The same frames written as one chunk count the same.
-        let mut joined = Counts::default();
-        joined.add(&Bytes::from_static(
-            b"retry: 2000\n\nevent: connected\nid: c\ndata: {}\n\n: heartbeat\n\nevent: bounty\nid: x\ndata: {}\n\nevent: error\ndata: {}\n\nevent: bounty\nid: y\ndata: {}\n\n",
-        ));
-        assert_eq!(joined, counts);
     }
 }

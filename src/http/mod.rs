@@ -1,5 +1,8 @@
-//! The HTTP edge: one entry point, [`handle`], that routes a request, runs the
-//! endpoint and turns any error into the contract's JSON response.
+//! The HTTP edge: one entry point, [`handle`], that routes a request to its handler
+//! and applies what every answer gets, once: errors as the contract's JSON
+//! ([`error`]), CORS ([`cors`]), the request id and the access log ([`access_log`]).
+//! Handlers parse, call the core and answer: a JSON [`Response`], or the typed frames
+//! of a stream ([`sse::SseReply`]).
 
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ pub mod cors;
 pub mod error;
 pub mod limits;
 mod publish;
+pub mod sse;
 mod stream;
 mod stream_cap;
 mod tasks;
@@ -89,8 +93,21 @@ impl Route {
     }
 }
 
+/// What a handler answers: a response ready to send, or a stream still to assemble.
+enum Reply {
+    Answer(Response<ResponseBody>),
+    Stream(sse::SseReply),
+}
+
+impl From<Response<ResponseBody>> for Reply {
+    fn from(response: Response<ResponseBody>) -> Self {
+        Reply::Answer(response)
+    }
+}
+
 /// Serves one request. Never fails: errors are responses. What every answer gets is
-/// applied here, once: the request id on its log lines, CORS, the access log.
+/// applied here, once: the request id on its log lines, CORS, the access log (a stream
+/// is logged when it ends).
 pub async fn handle<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
     app: &App<S>,
     req: Request,
@@ -105,27 +122,30 @@ pub async fn handle<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeas
     // Instrumented, not entered: an entered span held across an await would tag other
     // requests' log lines on this thread with this request.
     let span = tracing::info_span!("request", %request_id, %method, %path);
-    let mut response = match route(app, req, request_id).instrument(span.clone()).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    };
+    let reply = route(app, req)
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(|err| err.into_response().into());
+    let mut response = span.in_scope(|| match reply {
+        Reply::Answer(response) => access.answered(response),
+        Reply::Stream(stream) => stream.into_response(access),
+    });
     cors::add_origin(response.headers_mut());
-    span.in_scope(|| access.finish(response))
+    response
 }
 
 async fn route<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
     app: &App<S>,
     req: Request,
-    request_id: String,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Result<Reply, ApiError> {
     limits::check(&req)?;
     let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
     match (route, req.method()) {
-        (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow())),
-        (Route::Stream, &Method::GET) => stream::open(app, &req, request_id).await,
-        (Route::Tasks, &Method::POST) => publish::publish(app, &req).await,
-        (Route::Tasks, &Method::GET) => tasks::list(app, &req).await,
-        (Route::Task(id), &Method::GET) => tasks::get(app, &id).await,
+        (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow()).into()),
+        (Route::Stream, &Method::GET) => stream::open(app, &req).await.map(Reply::Stream),
+        (Route::Tasks, &Method::POST) => publish::publish(app, &req).await.map(Reply::from),
+        (Route::Tasks, &Method::GET) => tasks::list(app, &req).await.map(Reply::from),
+        (Route::Task(id), &Method::GET) => tasks::get(app, &id).await.map(Reply::from),
         (route, _) => Err(ApiError::MethodNotAllowed {
             allow: route.allow(),
         }),

@@ -1,28 +1,23 @@
-//! `GET /api/v1/bounties/stream`: parse and check everything (400s before any byte
-//! of the stream), find the starting cursor, then hand over to [`crate::stream`].
+//! `GET /api/v1/bounties/stream`: parse the request, find the starting cursor with
+//! [`crate::stream::start`] (every refusal is an answer before any byte of the stream),
+//! take a slot of the client's stream cap, and hand the typed frames of
+//! [`crate::stream`] to the edge ([`super::sse`]), which turns them into bytes.
 
 use chrono::Utc;
-use futures_util::StreamExt;
-use http::{header, HeaderValue, Response};
 use lambda_http::Request;
 
-use super::body::{streaming, ResponseBody};
-use super::{query_pairs, writes, ApiError, App};
-use crate::cursor::{Cursor, CursorRules, Position};
-use crate::feed::check_resumable;
-use crate::query::{parse_stream_query, StartAt};
-use crate::store::{heads, FeedReader, FeedWriter, StreamLeases};
+use super::sse::SseReply;
+use super::{query_pairs, ApiError, App};
+use crate::query::parse_stream_query;
+use crate::store::{FeedReader, StreamLeases};
+use crate::stream::start::starting_cursor;
 use crate::stream::{bounty_stream, StreamStart};
-use crate::{timefmt, InputError, InputErrorCode};
+use crate::timefmt;
 
-/// A `since` further than this in the future is a mistake, not a plan.
-const SINCE_FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
-
-pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
+pub async fn open<S: FeedReader + StreamLeases>(
     app: &App<S>,
     req: &Request,
-    request_id: String,
-) -> Result<Response<ResponseBody>, ApiError> {
+) -> Result<SseReply, ApiError> {
     let header_cursor = req
         .headers()
         .get("last-event-id")
@@ -30,81 +25,22 @@ pub async fn open<S: FeedReader + FeedWriter + StreamLeases>(
     let query = parse_stream_query(&query_pairs(req), header_cursor)?;
     let now_ms = timefmt::to_millis(Utc::now());
     let lookback_ms = u64::try_from(app.config.lookback.as_millis()).unwrap_or(u64::MAX);
-    let shards = app.store.shard_count();
 
-    let (cursor, resumed) = match query.start {
-        StartAt::Now => (
-            Cursor {
-                issued_ms: now_ms,
-                positions: heads(app.store.as_ref()).await?,
-            },
-            false,
-        ),
-        StartAt::Since(at) => {
-            let since_ms = timefmt::to_millis(at);
-            if now_ms.saturating_sub(since_ms) > lookback_ms {
-                return Err(InputError::new(
-                    InputErrorCode::CursorTooOld,
-                    "since",
-                    format!(
-                        "since is older than the {} s look-back window; backfill instead",
-                        lookback_ms / 1000
-                    ),
-                )
-                .into());
-            }
-            if since_ms > now_ms + SINCE_FUTURE_TOLERANCE_MS {
-                return Err(InputError::new(
-                    InputErrorCode::InvalidParameter,
-                    "since",
-                    "since is in the future",
-                )
-                .into());
-            }
-            let cursor = Cursor {
-                issued_ms: since_ms.min(now_ms),
-                positions: vec![Position::before_time(since_ms); shards],
-            };
-            (cursor, true)
-        }
-        StartAt::Cursor { cursor, param } => {
-            let rules = CursorRules {
-                shards,
-                now_ms,
-                lookback_ms,
-            };
-            let cursor = Cursor::decode(&cursor, param, rules)?;
-            check_resumable(app.store.as_ref(), &cursor, param).await?;
-            (cursor, true)
-        }
-    };
+    let (cursor, resumed) =
+        starting_cursor(app.store.as_ref(), query.start, now_ms, lookback_ms).await?;
 
     // Every refusal of the input came first: a bad request costs no lease. The lease
-    // is held until the body ends or is dropped.
+    // is held until the frames end or are dropped.
     let lease = super::stream_cap::admit_stream(app, req).await?;
-    let filter_json = serde_json::to_string(&query.filter).unwrap_or_default();
-    tracing::info!(filter = %filter_json, resumed, cursor = %cursor.encode(), "stream opened");
+    let filter = serde_json::to_string(&query.filter).unwrap_or_default();
     let start = StreamStart {
         filter: query.filter,
         cursor,
         resumed,
-        request_id,
     };
-    let frames = writes::coalesce_ready(
-        bounty_stream(app.store.clone(), app.stream_settings(), start).map(|frame| frame.encode()),
-        writes::MAX_WRITE_BYTES,
-    );
-    let frames = super::stream_cap::hold(frames, lease);
-    let mut response = Response::new(streaming(frames));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-        .extensions_mut()
-        .insert(super::access_log::FilterSummary(filter_json));
-    Ok(response)
+    let frames = bounty_stream(app.store.clone(), app.stream_settings(), start);
+    Ok(SseReply {
+        frames: Box::pin(super::stream_cap::hold(frames, lease)),
+        filter,
+    })
 }

@@ -2,7 +2,6 @@
 //! cap) for the request's client ([`super::client_ip`]), and holding the lease for
 //! exactly as long as the response body lives.
 
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use lambda_http::Request;
 
@@ -38,16 +37,16 @@ pub async fn admit_stream<S: StreamLeases>(
     }
 }
 
-/// The body's chunks, then the lease's release once the stream has ended by itself. If
-/// the body is dropped first (the client went away), the lease's drop releases it.
-pub fn hold<L: StreamLeases>(
-    chunks: impl Stream<Item = Bytes> + Send + 'static,
+/// The stream's frames, then the lease's release once the stream has ended by itself.
+/// If the frames are dropped first (the client went away), the lease's drop releases it.
+pub fn hold<T: Send + 'static, L: StreamLeases>(
+    frames: impl Stream<Item = T> + Send + 'static,
     lease: Lease<L>,
-) -> impl Stream<Item = Bytes> + Send + 'static {
+) -> impl Stream<Item = T> + Send + 'static {
     async_stream::stream! {
-        let mut chunks = std::pin::pin!(chunks);
-        while let Some(chunk) = chunks.next().await {
-            yield chunk;
+        let mut frames = std::pin::pin!(frames);
+        while let Some(frame) = frames.next().await {
+            yield frame;
         }
         lease.release().await;
     }

@@ -3,26 +3,42 @@
 //! the store fails, and a `checkpoint` carrying the cursor at the cap.
 //!
 //! One `select!` over the cap, the poll in flight and the heartbeat, like
-//! mini-redis's subscribe loop. The poll in flight survives heartbeats, so a slow store
-//! never starves them. When the client goes away the runtime drops this stream at its
-//! next failed write, and with it the poll in flight: nothing polls for a departed client.
+//! mini-redis's subscribe loop; each outcome is handled by a method of
+//! `Subscription` that says what to send. The poll in flight survives heartbeats, so
+//! a slow store never starves them. When the client goes away the runtime drops this
+//! stream at its next failed write, and with it the poll in flight: nothing polls for a
+//! departed client. The stream does not log its own end: the access log at the HTTP
+//! edge logs each stream once, when it ends.
+//!
+//! - [`frame`]: the frames as typed values; bytes only at the HTTP edge.
+//! - `backoff`: the waits between polls while the store fails.
+//! - `gaps`: gaps in a shard's sequence, waited for, then skipped after a grace period.
+//! - `read_ahead`: the next page of a burst, read while the current one is written.
+//! - [`start`]: the cursor a stream starts from (now, `since`, or a client's cursor).
 
-use std::future::Future;
-use std::pin::Pin;
+mod backoff;
+pub mod frame;
+mod gaps;
+mod read_ahead;
+pub mod start;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::Stream;
-use serde::Serialize;
 use tokio::time::{sleep_until, Instant};
 
-use crate::cursor::{Cursor, Position};
-use crate::feed::{read_batch, Batch, GAP_GRACE};
+use crate::cursor::Cursor;
+use crate::feed::{read_batch, Batch};
 use crate::filter::Filter;
-use crate::sse::Frame;
 use crate::store::{FeedReader, StoreError};
-use crate::timefmt;
+
+use self::backoff::Backoff;
+use self::gaps::Gaps;
+use self::read_ahead::{positions_after, read_ahead, PollFuture};
+
+pub use self::frame::{CheckpointReason, Connected, ErrorEvent, StreamFrame};
 
 /// Timing and sizing of one stream (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
@@ -45,131 +61,44 @@ pub struct StreamStart {
     pub cursor: Cursor,
     /// True when resuming from a client's cursor or `since`: poll at once.
     pub resumed: bool,
-    /// Names the stream in logs (the Lambda request id).
-    pub request_id: String,
 }
 
-#[derive(Serialize)]
-struct Connected<'a> {
-    filter: &'a Filter,
-    server_time: String,
-    cursor: String,
-    resumed: bool,
-    closes_at: String,
-}
-
-#[derive(Serialize)]
-struct StoreErrorFrame<'a> {
-    code: &'a str,
-    message: &'a str,
-    retry_in_ms: u64,
-}
-
-#[derive(Serialize)]
-struct Checkpoint<'a> {
-    cursor: &'a str,
-    reason: &'a str,
-}
-
-type PollFuture = Pin<Box<dyn Future<Output = Result<Batch, StoreError>> + Send>>;
-
-/// The delay before retry number `failures` (1-based): exponential from `base`,
-/// capped, with jitter in [50 %, 100 %] of the step (`jitter` in [0, 1]) so that
-/// many streams failing together do not retry together.
-pub fn backoff_delay(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
-    let doublings = failures.saturating_sub(1).min(20);
-    let step = base.saturating_mul(1u32 << doublings).min(cap);
-    step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-}
-
-/// Per shard: whether to take a page with a hole as it is (the hole outlived the grace
-/// period).
-fn accept_gaps(holes: &[Option<(Position, Instant)>]) -> Vec<bool> {
-    holes
-        .iter()
-        .enumerate()
-        .map(|(shard, hole)| {
-            let accept = hole.is_some_and(|(_, since)| since.elapsed() >= GAP_GRACE);
-            if accept {
-                tracing::error!(
-                    shard,
-                    "a hole in the feed did not fill within the grace period; skipping it"
-                );
-            }
-            accept
-        })
-        .collect()
-}
-
-/// A task that runs without waiting to be polled; aborted when dropped, so a stream
-/// whose client went away leaves no read behind.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Starts reading the batch after `positions` at once, on a task of its own, so that
-/// it proceeds while the stream writes the previous batch.
-fn read_ahead<R: FeedReader>(
-    store: Arc<R>,
-    positions: Vec<Position>,
-    accept_gaps: Vec<bool>,
-    page_size: usize,
-) -> PollFuture {
-    let task = AbortOnDrop(tokio::spawn(read_batch(
-        store,
-        positions,
-        accept_gaps,
-        Instant::now(),
-        page_size,
-    )));
-    Box::pin(async move {
-        let mut task = task;
-        (&mut task.0).await.unwrap_or_else(|err| {
-            Err(StoreError::Unavailable {
-                operation: "Query",
-                detail: format!("the read-ahead task failed: {err}"),
-            })
-        })
-    })
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|err| {
-        tracing::error!(error = %err, "could not serialise a frame");
-        "{}".to_owned()
-    })
-}
-
-/// Logs how a stream ended, also when it is dropped because the client went away.
-struct StreamLog {
-    request_id: String,
-    bounties: u64,
-    polls: u64,
-    store_errors: u64,
-    ended: &'static str,
-}
-
-impl Drop for StreamLog {
-    fn drop(&mut self) {
-        tracing::info!(
-            request_id = %self.request_id,
-            bounties = self.bounties,
-            polls = self.polls,
-            store_errors = self.store_errors,
-            ended = self.ended,
-            "stream closed"
-        );
-    }
-}
-
+/// What woke the loop.
 enum Step {
     Close,
     Polled(Result<Batch, StoreError>),
     Heartbeat,
+}
+
+/// What to send for a step, and, once it is sent, how long until the next poll
+/// (`None`: as planned).
+struct Reply {
+    frames: Vec<StreamFrame>,
+    poll_in: Option<Duration>,
+}
+
+impl Reply {
+    fn send(frame: StreamFrame) -> Reply {
+        Reply {
+            frames: vec![frame],
+            poll_in: None,
+        }
+    }
+}
+
+/// One subscriber's place in the log, and its timers.
+struct Subscription<R> {
+    store: Arc<R>,
+    settings: StreamSettings,
+    filter: Filter,
+    /// Just after the last entry read, matching or not.
+    cursor: Cursor,
+    backoff: Backoff,
+    gaps: Gaps,
+    /// The read the loop waits on; kept across heartbeats.
+    in_flight: Option<PollFuture>,
+    next_poll: Instant,
+    last_write: Instant,
 }
 
 /// The stream of frames for one subscriber. Ends after `settings.max_duration`.
@@ -177,223 +106,187 @@ pub fn bounty_stream<R: FeedReader>(
     store: Arc<R>,
     settings: StreamSettings,
     start: StreamStart,
-) -> impl Stream<Item = Frame> + Send + 'static {
+) -> impl Stream<Item = StreamFrame> + Send + 'static {
     async_stream::stream! {
-        let StreamStart { filter, mut cursor, resumed, request_id } = start;
         let started = Instant::now();
         let deadline = started + settings.max_duration;
-        let now = Utc::now();
-        let closes_at = now + settings.max_duration;
-        let mut log = StreamLog { request_id, bounties: 0, polls: 0, store_errors: 0, ended: "client_gone" };
-
-        yield Frame::Retry(settings.retry_ms);
-        // `connected` carries the starting cursor as its id too, so a client that loses
-        // the connection before any bounty still resumes from here, not from "now".
-        let starting = cursor.encode();
-        yield Frame::event("connected", Some(starting.clone()), to_json(&Connected {
-            filter: &filter,
-            server_time: timefmt::format(now),
-            cursor: starting,
-            resumed,
-            closes_at: timefmt::format(closes_at),
-        }));
-
-        let mut last_write = Instant::now();
-        let mut failures = 0u32;
-        let mut next_poll = if resumed { started } else { started + settings.poll_interval };
-        let mut in_flight: Option<PollFuture> = None;
-        // Per shard: the position where a hole was first seen, and when.
-        let mut holes: Vec<Option<(Position, Instant)>> = vec![None; cursor.positions.len()];
+        let retry_ms = settings.retry_ms;
+        let (mut subscription, connected) = Subscription::open(store, settings, start, started);
+        yield StreamFrame::Retry(retry_ms);
+        yield connected;
+        subscription.sent();
 
         loop {
-            let poll = in_flight.get_or_insert_with(|| {
-                Box::pin(read_batch(store.clone(), cursor.positions.clone(), accept_gaps(&holes), next_poll, settings.page_size))
-            });
+            let heartbeat_at = subscription.heartbeat_at();
             let step = tokio::select! {
                 biased;
                 _ = sleep_until(deadline) => Step::Close,
-                outcome = poll => Step::Polled(outcome),
-                _ = sleep_until(last_write + settings.heartbeat) => Step::Heartbeat,
+                outcome = subscription.poll() => Step::Polled(outcome),
+                _ = sleep_until(heartbeat_at) => Step::Heartbeat,
             };
-            match step {
+            let reply = match step {
                 Step::Close => break,
-                Step::Heartbeat => {
-                    yield Frame::Comment("heartbeat");
-                    last_write = Instant::now();
-                }
-                Step::Polled(Ok(batch)) => {
-                    in_flight = None;
-                    log.polls += 1;
-                    failures = 0;
-                    cursor.issued_ms = batch.issued_ms;
-                    for (shard, found) in batch.gaps.iter().enumerate() {
-                        let at = cursor.positions[shard];
-                        holes[shard] = match (found, holes[shard]) {
-                            (None, _) => None,
-                            (Some(_), Some((seen, since))) if seen == at => Some((seen, since)),
-                            (Some(seq), _) => {
-                                tracing::warn!(shard, after = at.seq, found = seq, "hole in the feed; waiting for it to fill");
-                                Some((at, Instant::now()))
-                            }
-                        };
-                    }
-                    if batch.more {
-                        // A burst: read the next page while this one is written to the
-                        // client, so the drain runs at the store's pace, not at the sum
-                        // of store and client.
-                        let mut after = cursor.positions.clone();
-                        for (shard, entry) in &batch.entries {
-                            if let Some(slot) = after.get_mut(*shard) {
-                                *slot = entry.position;
-                            }
-                        }
-                        in_flight = Some(read_ahead(store.clone(), after, accept_gaps(&holes), settings.page_size));
-                    }
-                    for (shard, entry) in batch.entries {
-                        if let Some(slot) = cursor.positions.get_mut(shard) {
-                            *slot = entry.position;
-                        }
-                        if filter.matches(&entry.bounty) {
-                            log.bounties += 1;
-                            yield Frame::event("bounty", Some(cursor.encode()), to_json(&entry.bounty));
-                            last_write = Instant::now();
-                        }
-                    }
-                    next_poll = if batch.more { Instant::now() } else { Instant::now() + settings.poll_interval };
-                }
-                Step::Polled(Err(err)) => {
-                    in_flight = None;
-                    log.polls += 1;
-                    log.store_errors += 1;
-                    failures = failures.saturating_add(1);
-                    let delay = backoff_delay(failures, settings.poll_interval, settings.backoff_cap, fastrand::f64());
-                    // Wait exactly what the frame announces.
-                    let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                    let delay = Duration::from_millis(retry_in_ms);
-                    tracing::warn!(error = %err, failures, retry_in_ms, "feed poll failed");
-                    yield Frame::event("error", None, to_json(&StoreErrorFrame {
-                        code: "store_unavailable",
-                        message: "the bounty store did not answer; retrying, nothing will be missed",
-                        retry_in_ms,
-                    }));
-                    last_write = Instant::now();
-                    next_poll = Instant::now() + delay;
-                }
+                Step::Heartbeat => Reply::send(StreamFrame::Heartbeat),
+                Step::Polled(Ok(batch)) => subscription.delivered(batch),
+                Step::Polled(Err(err)) => subscription.failed(&err),
+            };
+            for frame in reply.frames {
+                yield frame;
+                subscription.sent();
             }
+            subscription.schedule(reply.poll_in);
         }
 
-        let position = cursor.encode();
-        yield Frame::event("checkpoint", Some(position.clone()), to_json(&Checkpoint {
-            cursor: &position,
-            reason: "max_duration",
-        }));
-        log.ended = "max_duration";
+        yield subscription.checkpoint();
+    }
+}
+
+impl<R: FeedReader> Subscription<R> {
+    /// The subscription, and its `connected` frame.
+    fn open(
+        store: Arc<R>,
+        settings: StreamSettings,
+        start: StreamStart,
+        started: Instant,
+    ) -> (Self, StreamFrame) {
+        let StreamStart {
+            filter,
+            cursor,
+            resumed,
+        } = start;
+        let now = Utc::now();
+        let connected = StreamFrame::Connected(Connected {
+            filter: filter.clone(),
+            server_time: now,
+            cursor: cursor.clone(),
+            resumed,
+            closes_at: now + settings.max_duration,
+        });
+        let next_poll = if resumed {
+            started
+        } else {
+            started + settings.poll_interval
+        };
+        let subscription = Subscription {
+            store,
+            backoff: Backoff::new(settings.poll_interval, settings.backoff_cap),
+            gaps: Gaps::new(cursor.positions.len()),
+            settings,
+            filter,
+            cursor,
+            in_flight: None,
+            next_poll,
+            last_write: started,
+        };
+        (subscription, connected)
+    }
+
+    /// The read in flight, or a poll of the cursor at `next_poll`.
+    fn poll(&mut self) -> &mut PollFuture {
+        let Subscription {
+            store,
+            settings,
+            cursor,
+            gaps,
+            in_flight,
+            next_poll,
+            ..
+        } = self;
+        in_flight.get_or_insert_with(|| {
+            Box::pin(read_batch(
+                store.clone(),
+                cursor.positions.clone(),
+                gaps.accepted(),
+                *next_poll,
+                settings.page_size,
+            ))
+        })
+    }
+
+    fn heartbeat_at(&self) -> Instant {
+        self.last_write + self.settings.heartbeat
+    }
+
+    /// A poll answered: the cursor moves past every entry read, and the matching ones
+    /// are sent.
+    fn delivered(&mut self, batch: Batch) -> Reply {
+        self.in_flight = None;
+        self.backoff.reset();
+        self.cursor.issued_ms = batch.issued_ms;
+        self.gaps.observe(&self.cursor.positions, &batch.gaps);
+        if batch.more {
+            // A burst: read the next page while this one is written to the client.
+            let after = positions_after(&self.cursor.positions, &batch.entries);
+            self.in_flight = Some(read_ahead(
+                self.store.clone(),
+                after,
+                self.gaps.accepted(),
+                self.settings.page_size,
+            ));
+        }
+        let mut frames = Vec::new();
+        for (shard, entry) in batch.entries {
+            if let Some(slot) = self.cursor.positions.get_mut(shard) {
+                *slot = entry.position;
+            }
+            if self.filter.matches(&entry.bounty) {
+                frames.push(StreamFrame::Bounty {
+                    cursor: self.cursor.clone(),
+                    bounty: entry.bounty,
+                });
+            }
+        }
+        Reply {
+            frames,
+            poll_in: Some(if batch.more {
+                Duration::ZERO
+            } else {
+                self.settings.poll_interval
+            }),
+        }
+    }
+
+    /// A poll failed: say so, and back off.
+    fn failed(&mut self, err: &StoreError) -> Reply {
+        self.in_flight = None;
+        let delay = self.backoff.failed();
+        let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(error = %err, failures = self.backoff.failures(), retry_in_ms, "feed poll failed");
+        Reply {
+            frames: vec![StreamFrame::Error(ErrorEvent::StoreUnavailable {
+                retry_in_ms,
+            })],
+            poll_in: Some(delay),
+        }
+    }
+
+    /// A frame was taken by the client: the heartbeat waits from now.
+    fn sent(&mut self) {
+        self.last_write = Instant::now();
+    }
+
+    /// Once a reply is sent: the next poll `poll_in` from now.
+    fn schedule(&mut self, poll_in: Option<Duration>) {
+        if let Some(wait) = poll_in {
+            self.next_poll = Instant::now() + wait;
+        }
+    }
+
+    fn checkpoint(&self) -> StreamFrame {
+        StreamFrame::Checkpoint {
+            cursor: self.cursor.clone(),
+            reason: CheckpointReason::MaxDuration,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bounty::{Bounty, BountyStatus};
-    use crate::store::{FeedHeads, LogEntry, Page};
+    use crate::cursor::Position;
+    use crate::sse::Frame;
+    use crate::store::memory::MemoryStore;
     use futures_util::StreamExt;
-    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
-    /// A scripted log for timing tests on paused time (the real store is tested
-    /// against DynamoDB Local in tests/).
-    #[derive(Default)]
-    struct ScriptedLog {
-        shards: Mutex<Vec<Vec<LogEntry>>>,
-        failures_left: AtomicU32,
-        reads: AtomicUsize,
-    }
-
-    impl ScriptedLog {
-        fn new(shards: usize) -> Arc<Self> {
-            Arc::new(Self {
-                shards: Mutex::new(vec![Vec::new(); shards]),
-                ..Self::default()
-            })
-        }
-
-        fn push(&self, shard: usize, category: &str) -> String {
-            let mut shards = self.shards.lock().expect("lock");
-            let log = &mut shards[shard];
-            let seq = log.len() as u64 + 1;
-            let id = format!("s{shard}-{seq}");
-            log.push(LogEntry {
-                position: Position {
-                    created_ms: 1_000 + seq,
-                    seq,
-                },
-                bounty: Bounty {
-                    id: id.clone(),
-                    title: "t".into(),
-                    description: String::new(),
-                    category: category.into(),
-                    budget_cents: 100,
-                    currency: "USD".into(),
-                    tags: vec![],
-                    deadline: timefmt::from_millis(4_000_000_000_000),
-                    created_at: timefmt::from_millis(1_000 + seq),
-                    status: BountyStatus::Open,
-                },
-            });
-            id
-        }
-    }
-
-    impl FeedHeads for ScriptedLog {
-        fn shard_count(&self) -> usize {
-            self.shards.lock().expect("lock").len()
-        }
-
-        async fn head(&self, shard: usize) -> Result<Position, StoreError> {
-            let shards = self.shards.lock().expect("lock");
-            Ok(shards[shard].last().map_or(Position::START, |e| e.position))
-        }
-    }
-
-    impl FeedReader for ScriptedLog {
-        async fn read_after(
-            &self,
-            shard: usize,
-            after: Position,
-            limit: usize,
-        ) -> Result<Page, StoreError> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            if self
-                .failures_left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                return Err(StoreError::Unavailable {
-                    operation: "Query",
-                    detail: "scripted".into(),
-                });
-            }
-            let shards = self.shards.lock().expect("lock");
-            let after: Vec<_> = shards[shard]
-                .iter()
-                .filter(|e| e.position > after)
-                .cloned()
-                .collect();
-            Ok(Page {
-                more: after.len() > limit,
-                entries: after.into_iter().take(limit).collect(),
-            })
-        }
-
-        // The stream never reads backwards or by id.
-        async fn read_before(&self, _: usize, _: Position, _: usize) -> Result<Page, StoreError> {
-            Ok(Page::default())
-        }
-
-        async fn find(&self, _: usize, _: u64, _: &str) -> Result<Option<Bounty>, StoreError> {
-            Ok(None)
-        }
-    }
 
     fn settings() -> StreamSettings {
         StreamSettings {
@@ -414,7 +307,6 @@ mod tests {
                 positions: vec![Position::START; shards],
             },
             resumed: false,
-            request_id: "test".into(),
         }
     }
 
@@ -434,14 +326,18 @@ mod tests {
     }
 
     /// Collects every frame with the instant (since start) it was produced.
-    async fn collect(stream: impl Stream<Item = Frame>) -> Vec<(Duration, Frame)> {
+    /// Frames are looked at as the client gets them: as SSE frames.
+    async fn collect(stream: impl Stream<Item = StreamFrame>) -> Vec<(Duration, Frame)> {
         let begin = Instant::now();
-        stream.map(|f| (begin.elapsed(), f)).collect().await
+        stream
+            .map(|f| (begin.elapsed(), f.to_sse()))
+            .collect()
+            .await
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_stream_heartbeats_then_checkpoints_at_the_cap() {
-        let log = ScriptedLog::new(1);
+        let log = MemoryStore::new(1);
         let frames = collect(bounty_stream(
             log.clone(),
             settings(),
@@ -480,12 +376,12 @@ mod tests {
         };
         assert_eq!(id.as_deref(), checkpoint["cursor"].as_str());
         // One poll per second, nothing more.
-        assert!((59..=61).contains(&log.reads.load(Ordering::SeqCst)));
+        assert!((59..=61).contains(&log.reads()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn delivers_matching_entries_once_with_resumable_ids() {
-        let log = ScriptedLog::new(1);
+        let log = MemoryStore::new(1);
         let filter =
             crate::query::parse_stream_query(&[("category".into(), "python".into())], None)
                 .expect("valid")
@@ -534,8 +430,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn store_failures_send_error_frames_back_off_and_recover_without_loss() {
-        let log = ScriptedLog::new(1);
-        log.failures_left.store(4, Ordering::SeqCst);
+        let log = MemoryStore::new(1);
+        log.fail_next_reads(4);
         let id = log.push(0, "python");
         let mut begin = start(1, Filter::default());
         begin.resumed = true;
@@ -575,20 +471,9 @@ mod tests {
         assert_eq!(delivered, [serde_json::json!(id)]);
     }
 
-    #[test]
-    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
-        let base = Duration::from_secs(1);
-        let cap = Duration::from_secs(30);
-        assert_eq!(backoff_delay(1, base, cap, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff_delay(1, base, cap, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(3, base, cap, 1.0), Duration::from_secs(4));
-        assert_eq!(backoff_delay(10, base, cap, 1.0), cap);
-        assert_eq!(backoff_delay(u32::MAX, base, cap, 0.0), cap / 2);
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_burst_larger_than_a_page_arrives_complete_and_in_order_across_shards() {
-        let log = ScriptedLog::new(2);
+        let log = MemoryStore::new(2);
         let mut expected = Vec::new();
         for n in 0..1_000 {
             expected.push(log.push(n % 2, "python"));
@@ -627,43 +512,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_store_does_not_starve_heartbeats() {
-        struct Slow;
-        impl FeedHeads for Slow {
-            fn shard_count(&self) -> usize {
-                1
-            }
-            async fn head(&self, _: usize) -> Result<Position, StoreError> {
-                Ok(Position::START)
-            }
-        }
-        impl FeedReader for Slow {
-            async fn read_after(
-                &self,
-                _: usize,
-                _: Position,
-                _: usize,
-            ) -> Result<Page, StoreError> {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                Ok(Page::default())
-            }
-            async fn read_before(
-                &self,
-                _: usize,
-                _: Position,
-                _: usize,
-            ) -> Result<Page, StoreError> {
-                Ok(Page::default())
-            }
-            async fn find(&self, _: usize, _: u64, _: &str) -> Result<Option<Bounty>, StoreError> {
-                Ok(None)
-            }
-        }
-        let frames = collect(bounty_stream(
-            Arc::new(Slow),
-            settings(),
-            start(1, Filter::default()),
-        ))
-        .await;
+        // Every read takes an hour (paused time): the heartbeats must not wait for it.
+        let slow = MemoryStore::new(1);
+        slow.slow_reads(Some(Duration::from_secs(3600)));
+        let frames = collect(bounty_stream(slow, settings(), start(1, Filter::default()))).await;
         let heartbeats = frames.iter().filter(|(_, f)| name(f) == "comment").count();
         assert_eq!(heartbeats, 3);
         assert_eq!(name(&frames.last().expect("frames").1), "checkpoint");

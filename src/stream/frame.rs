@@ -1,0 +1,267 @@
+//! The frames of a stream as typed values, with their payloads. They become
+//! [`crate::sse::Frame`]s, then bytes, only at the HTTP edge ([`StreamFrame::encode`]),
+//! so whoever counts or logs what was sent looks at these, not at bytes.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::bounty::Bounty;
+use crate::cursor::Cursor;
+use crate::filter::Filter;
+use crate::sse::Frame;
+use crate::timefmt;
+
+/// One frame of the bounded stream, in the order the contract gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFrame {
+    /// `retry: <ms>`: how long a browser waits before reconnecting.
+    Retry(u64),
+    /// `event: connected`, with the starting cursor as its id.
+    Connected(Connected),
+    /// `event: bounty`: a matching bounty, and the cursor just after it as its id.
+    Bounty { cursor: Cursor, bounty: Bounty },
+    /// `: heartbeat` while nothing else is sent.
+    Heartbeat,
+    /// `event: error`, without an id: the stream goes on.
+    Error(ErrorEvent),
+    /// `event: checkpoint`: the cursor where the stream ends, as its id and its data.
+    Checkpoint {
+        cursor: Cursor,
+        reason: CheckpointReason,
+    },
+}
+
+/// What `connected` says: the filter applied, the start, and when the stream closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub filter: Filter,
+    pub server_time: DateTime<Utc>,
+    pub cursor: Cursor,
+    pub resumed: bool,
+    pub closes_at: DateTime<Utc>,
+}
+
+/// What an `error` event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorEvent {
+    /// A poll failed; the next comes after `retry_in_ms`, from the same cursor.
+    StoreUnavailable { retry_in_ms: u64 },
+}
+
+/// Why a stream ended with a `checkpoint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointReason {
+    /// The stream reached its cap (`STREAM_MAX_SECONDS`).
+    MaxDuration,
+}
+
+impl CheckpointReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointReason::MaxDuration => "max_duration",
+        }
+    }
+}
+
+// The payloads as they are on the wire; field order is the order of the JSON.
+
+#[derive(Serialize)]
+struct ConnectedData<'a> {
+    filter: &'a Filter,
+    server_time: String,
+    cursor: &'a str,
+    resumed: bool,
+    closes_at: String,
+}
+
+#[derive(Serialize)]
+struct ErrorData<'a> {
+    code: &'a str,
+    message: &'a str,
+    retry_in_ms: u64,
+}
+
+#[derive(Serialize)]
+struct CheckpointData<'a> {
+    cursor: &'a str,
+    reason: &'a str,
+}
+
+impl StreamFrame {
+    /// The `event:` name, `None` for the `retry:` hint and heartbeats.
+    pub fn event_name(&self) -> Option<&'static str> {
+        match self {
+            StreamFrame::Retry(_) | StreamFrame::Heartbeat => None,
+            StreamFrame::Connected(_) => Some("connected"),
+            StreamFrame::Bounty { .. } => Some("bounty"),
+            StreamFrame::Error(_) => Some("error"),
+            StreamFrame::Checkpoint { .. } => Some("checkpoint"),
+        }
+    }
+
+    pub fn is_bounty(&self) -> bool {
+        matches!(self, StreamFrame::Bounty { .. })
+    }
+
+    /// The SSE frame: payloads serialised, cursors encoded.
+    pub fn to_sse(&self) -> Frame {
+        match self {
+            StreamFrame::Retry(ms) => Frame::Retry(*ms),
+            StreamFrame::Heartbeat => Frame::Comment("heartbeat"),
+            // `connected` carries the starting cursor as its id too, so a client that
+            // loses the connection before any bounty still resumes from here, not from
+            // "now".
+            StreamFrame::Connected(connected) => {
+                let cursor = connected.cursor.encode();
+                let data = to_json(&ConnectedData {
+                    filter: &connected.filter,
+                    server_time: timefmt::format(connected.server_time),
+                    cursor: &cursor,
+                    resumed: connected.resumed,
+                    closes_at: timefmt::format(connected.closes_at),
+                });
+                Frame::event("connected", Some(cursor), data)
+            }
+            StreamFrame::Bounty { cursor, bounty } => {
+                Frame::event("bounty", Some(cursor.encode()), to_json(bounty))
+            }
+            StreamFrame::Error(ErrorEvent::StoreUnavailable { retry_in_ms }) => Frame::event(
+                "error",
+                None,
+                to_json(&ErrorData {
+                    code: "store_unavailable",
+                    message: "the bounty store did not answer; retrying, nothing will be missed",
+                    retry_in_ms: *retry_in_ms,
+                }),
+            ),
+            // With `data:` as well as `id:`: most non-browser clients take an id only
+            // from a frame that has data.
+            StreamFrame::Checkpoint { cursor, reason } => {
+                let cursor = cursor.encode();
+                let data = to_json(&CheckpointData {
+                    cursor: &cursor,
+                    reason: reason.as_str(),
+                });
+                Frame::event("checkpoint", Some(cursor), data)
+            }
+        }
+    }
+
+    /// The bytes on the wire.
+    pub fn encode(&self) -> Bytes {
+        self.to_sse().encode()
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "could not serialise a frame");
+        "{}".to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounty::BountyStatus;
+    use crate::cursor::Position;
+
+    fn cursor() -> Cursor {
+        Cursor {
+            issued_ms: 7,
+            positions: vec![Position {
+                created_ms: 5,
+                seq: 2,
+            }],
+        }
+    }
+
+    fn bounty() -> Bounty {
+        Bounty {
+            id: "b1".into(),
+            title: "t".into(),
+            description: String::new(),
+            category: "python".into(),
+            budget_cents: 100,
+            currency: "USD".into(),
+            tags: vec![],
+            deadline: timefmt::from_millis(4_000_000_000_000),
+            created_at: timefmt::from_millis(5),
+            status: BountyStatus::Open,
+        }
+    }
+
+    #[test]
+    fn each_frame_is_the_same_bytes_as_before_it_was_typed() {
+        let id = cursor().encode();
+        let connected = StreamFrame::Connected(Connected {
+            filter: Filter::default(),
+            server_time: timefmt::from_millis(1_000),
+            cursor: cursor(),
+            resumed: false,
+            closes_at: timefmt::from_millis(271_000),
+        });
+        assert_eq!(StreamFrame::Retry(2000).encode(), "retry: 2000\n\n");
+        assert_eq!(StreamFrame::Heartbeat.encode(), ": heartbeat\n\n");
+        assert_eq!(
+            connected.encode(),
+            format!(
+                "event: connected\nid: {id}\ndata: {{\"filter\":{},\"server_time\":\"1970-01-01T00:00:01.000Z\",\"cursor\":\"{id}\",\"resumed\":false,\"closes_at\":\"1970-01-01T00:04:31.000Z\"}}\n\n",
+                serde_json::to_string(&Filter::default()).expect("json")
+            )
+        );
+        assert_eq!(
+            StreamFrame::Bounty {
+                cursor: cursor(),
+                bounty: bounty()
+            }
+            .encode(),
+            format!(
+                "event: bounty\nid: {id}\ndata: {}\n\n",
+                serde_json::to_string(&bounty()).expect("json")
+            )
+        );
+        assert_eq!(
+            StreamFrame::Error(ErrorEvent::StoreUnavailable { retry_in_ms: 750 }).encode(),
+            "event: error\ndata: {\"code\":\"store_unavailable\",\"message\":\"the bounty store did not answer; retrying, nothing will be missed\",\"retry_in_ms\":750}\n\n"
+        );
+        assert_eq!(
+            StreamFrame::Checkpoint {
+                cursor: cursor(),
+                reason: CheckpointReason::MaxDuration
+            }
+            .encode(),
+            format!(
+                "event: checkpoint\nid: {id}\ndata: {{\"cursor\":\"{id}\",\"reason\":\"max_duration\"}}\n\n"
+            )
+        );
+    }
+
+    #[test]
+    fn names_and_bounties_for_the_access_log() {
+        let bounty = StreamFrame::Bounty {
+            cursor: cursor(),
+            bounty: bounty(),
+        };
+        assert_eq!(bounty.event_name(), Some("bounty"));
+        assert!(bounty.is_bounty());
+        assert_eq!(StreamFrame::Retry(1).event_name(), None);
+        assert_eq!(StreamFrame::Heartbeat.event_name(), None);
+        let error = StreamFrame::Error(ErrorEvent::StoreUnavailable { retry_in_ms: 1 });
+        assert_eq!(error.event_name(), Some("error"));
+        assert!(!error.is_bounty());
+        let checkpoint = StreamFrame::Checkpoint {
+            cursor: cursor(),
+            reason: CheckpointReason::MaxDuration,
+        };
+        assert_eq!(checkpoint.event_name(), Some("checkpoint"));
+        // What each name says is what goes on the wire.
+        for frame in [bounty, error, checkpoint] {
+            let name = frame.event_name().expect("an event");
+            assert!(
+                String::from_utf8_lossy(&frame.encode()).starts_with(&format!("event: {name}\n"))
+            );
+        }
+    }
+}
