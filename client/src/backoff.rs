@@ -6,6 +6,16 @@
 
 use std::time::Duration;
 
+/// The shortest reconnect delay a server's `retry:` can ask for.
+///
+/// `retry: 0` (a misconfigured server, or a proxy rewriting the stream) would otherwise
+/// make every failed attempt come back at once: with the exponential growth starting
+/// from zero, a client that keeps failing would hammer the server in a tight loop.
+/// 250 ms keeps a failing client to at most four attempts a second, far below what a
+/// real server asks for (the firehose sends `retry: 2000`), so no legitimate setting is
+/// changed by it.
+pub const MIN_SERVER_RETRY: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone)]
 pub struct Backoff {
     /// The first delay; the server's `retry:` replaces it.
@@ -13,6 +23,9 @@ pub struct Backoff {
     pub cap: Duration,
     /// Fraction of the delay that is random, 0.0..=1.0.
     pub jitter: f64,
+    /// No delay is shorter than this, jitter included (it beats `cap` too: it is there
+    /// to protect the server). Zero until [`Backoff::server_retry`] sets it.
+    pub floor: Duration,
     failures: u32,
 }
 
@@ -22,6 +35,7 @@ impl Backoff {
             base,
             cap,
             jitter: jitter.clamp(0.0, 1.0),
+            floor: Duration::ZERO,
             failures: 0,
         }
     }
@@ -37,7 +51,14 @@ impl Backoff {
         let exponent = (self.failures - 1).min(20);
         let raw = self.base.saturating_mul(1 << exponent).min(self.cap);
         let factor = 1.0 - self.jitter * fastrand::f64();
-        raw.mul_f64(factor)
+        raw.mul_f64(factor).max(self.floor)
+    }
+
+    /// The server's `retry:` becomes the base delay, never less than
+    /// [`MIN_SERVER_RETRY`] (which then also bounds every jittered delay).
+    pub fn server_retry(&mut self, retry: Duration) {
+        self.floor = MIN_SERVER_RETRY;
+        self.base = retry.max(MIN_SERVER_RETRY);
     }
 
     /// A connection worked: start again from the base delay.
@@ -80,5 +101,17 @@ mod tests {
         for _ in 0..100 {
             assert!(backoff.next_delay() <= Duration::from_secs(30));
         }
+    }
+
+    #[test]
+    fn a_servers_retry_is_floored_and_the_floor_survives_jitter() {
+        let mut backoff = Backoff::new(10 * MS, 1000 * MS, 1.0);
+        backoff.server_retry(Duration::ZERO);
+        assert_eq!(backoff.base, MIN_SERVER_RETRY);
+        for _ in 0..50 {
+            assert!(backoff.next_delay() >= MIN_SERVER_RETRY);
+        }
+        backoff.server_retry(2000 * MS);
+        assert_eq!(backoff.base, 2000 * MS, "a sane retry is kept as it is");
     }
 }

@@ -26,7 +26,9 @@ pub struct Client {
 /// Reconnect and liveness settings of subscriptions.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The server's heartbeat interval; a stream silent for twice this is dead.
+    /// The heartbeat interval to assume until the server announces its own
+    /// (`heartbeat_ms` in `connected`, which then sizes the dead-link timer), and with
+    /// servers that never do. A stream silent for twice the interval is dead.
     pub heartbeat: Duration,
     /// First reconnect delay until the server's `retry:` says otherwise.
     pub initial_retry: Duration,
@@ -34,7 +36,8 @@ pub struct Settings {
     pub jitter: f64,
     /// How many recent bounty ids to remember for de-duplication (0: off).
     pub dedupe_window: usize,
-    /// Give up after this many consecutive failed connection attempts (None: never).
+    /// Give up after this many consecutive failed connection attempts (None: never); see
+    /// [`ClientBuilder::max_failures`].
     pub max_failures: Option<u32>,
     /// Timeout of the one-shot REST calls.
     pub request_timeout: Duration,
@@ -66,14 +69,18 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The server's heartbeat interval (default 15 s, the server's default). A stream
-    /// with no byte for twice this long is treated as dead and reconnected.
+    /// The heartbeat interval to assume (default 15 s, the server's default). A stream
+    /// with no byte for twice the interval is treated as dead and reconnected. Servers
+    /// that announce theirs (`heartbeat_ms` in `connected`) override this once their
+    /// `connected` arrives; it still bounds the wait for the response and `connected`.
     pub fn heartbeat(mut self, interval: Duration) -> Self {
         self.settings.heartbeat = interval;
         self
     }
 
-    /// The first reconnect delay (default 1 s) until the server sends `retry:`.
+    /// The first reconnect delay (default 1 s) until the server sends `retry:` (which
+    /// may not go below [`MIN_SERVER_RETRY`](crate::backoff::MIN_SERVER_RETRY); this
+    /// setting may).
     pub fn initial_retry(mut self, delay: Duration) -> Self {
         self.settings.initial_retry = delay;
         self
@@ -99,7 +106,8 @@ impl ClientBuilder {
     }
 
     /// Give up (with [`ClientError::GaveUp`]) after this many consecutive failed
-    /// connection attempts. Default: keep trying.
+    /// connection attempts (a stream that opens but ends before it delivered a bounty, a
+    /// checkpoint or a heartbeat counts as failed). Default: keep trying.
     pub fn max_failures(mut self, attempts: u32) -> Self {
         self.settings.max_failures = Some(attempts);
         self

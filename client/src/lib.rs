@@ -21,10 +21,11 @@
 //! - [`client`]: [`Client`] and its builder: base URL, timeouts, reconnect settings;
 //!   the REST calls (backfill pages, one bounty, publish).
 //! - [`subscription`]: the reconnecting stream: connect, read, resume with
-//!   `Last-Event-ID`, back off, stop on 4xx/204.
+//!   `Last-Event-ID`, drop a link silent for twice the server's `heartbeat_ms`, back
+//!   off, stop on 4xx/204.
 //! - [`sse`]: a small incremental Server-Sent Events parser (it surfaces `retry:` and
-//!   comments, which the stream relies on).
-//! - [`backoff`]: exponential backoff with jitter.
+//!   comments, which the stream relies on; lines and events are bounded to 1 MiB).
+//! - [`backoff`]: exponential backoff with jitter, and the floor of a server's `retry:`.
 //! - [`dedupe`]: a bounded window of bounty ids already delivered.
 //! - [`model`]: the wire types: [`Bounty`], [`Filter`], [`NewBounty`], [`Page`].
 //! - [`money`]: money strings (`500`, `500.25`) <-> integer cents, exactly.

@@ -111,6 +111,10 @@ pub struct Connected {
     pub cursor: String,
     pub resumed: bool,
     pub closes_at: String,
+    /// The server's heartbeat interval in milliseconds (servers from contract v1.1 on):
+    /// the subscription's dead-link timer follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,22 @@
 //! parsers that hand out only dispatched events, it reports a `retry:` field the moment
 //! it is read (the firehose sends `retry:` in a frame of its own, without `data:`), and
 //! comments (the heartbeat) too.
+//!
+//! Memory is bounded: a line, or the data of one event, longer than
+//! [`MAX_FRAME_BYTES`] is an error ([`SseError::TooLong`]), never unbounded growth. The
+//! largest legitimate frame is one bounty, at most ~64 KiB of JSON, so 1 MiB leaves a
+//! wide margin while a server or proxy that sends an endless line cannot exhaust the
+//! client's memory; the caller treats the error as a broken connection.
+
+/// The longest line, and the most data one event may gather (see the module docs).
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// The stream broke the parser's limits; the connection cannot be trusted further.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SseError {
+    #[error("a line or event longer than {limit} bytes: the stream is broken")]
+    TooLong { limit: usize },
+}
 
 /// One thing the stream said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +40,10 @@ pub enum SseItem {
     IdOnly(String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    /// The most bytes a line, or one event's data, may hold.
+    max: usize,
     line: Vec<u8>,
     /// The previous chunk ended in `\r`: a `\n` that starts the next one belongs to it.
     after_cr: bool,
@@ -36,13 +54,35 @@ pub struct SseParser {
     last_id: Option<String>,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_limit(MAX_FRAME_BYTES)
+    }
+}
+
 impl SseParser {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Feeds a chunk; returns what it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseItem> {
+    /// A parser that allows lines and event data of at most `max` bytes.
+    pub fn with_limit(max: usize) -> Self {
+        Self {
+            max,
+            line: Vec::new(),
+            after_cr: false,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
+            id_changed: false,
+            last_id: None,
+        }
+    }
+
+    /// Feeds a chunk; returns what it completed. After an error the parser's state is
+    /// undefined: drop it with the connection.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseItem>, SseError> {
+        let too_long = SseError::TooLong { limit: self.max };
         let mut out = Vec::new();
         for &byte in chunk {
             if self.after_cr {
@@ -51,30 +91,38 @@ impl SseParser {
                     continue;
                 }
             }
-            match byte {
+            let ended = match byte {
                 b'\n' => self.end_line(&mut out),
                 b'\r' => {
                     self.after_cr = true;
-                    self.end_line(&mut out);
+                    self.end_line(&mut out)
                 }
-                _ => self.line.push(byte),
+                _ if self.line.len() >= self.max => false,
+                _ => {
+                    self.line.push(byte);
+                    true
+                }
+            };
+            if !ended {
+                return Err(too_long);
             }
         }
-        out
+        Ok(out)
     }
 
-    fn end_line(&mut self, out: &mut Vec<SseItem>) {
+    /// Handles one complete line; `false` when the event's data would outgrow the limit.
+    fn end_line(&mut self, out: &mut Vec<SseItem>) -> bool {
         let raw = std::mem::take(&mut self.line);
         let line = String::from_utf8_lossy(&raw);
         if line.is_empty() {
             self.dispatch(out);
-            return;
+            return true;
         }
         if let Some(comment) = line.strip_prefix(':') {
             out.push(SseItem::Comment(
                 comment.strip_prefix(' ').unwrap_or(comment).to_owned(),
             ));
-            return;
+            return true;
         }
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
@@ -83,6 +131,11 @@ impl SseParser {
         match field {
             "event" => self.event = value.to_owned(),
             "data" => {
+                // Many short data lines without a blank line between them grow one
+                // event without bound just as one endless line would.
+                if self.data.len() + value.len() + 1 > self.max {
+                    return false;
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -100,6 +153,7 @@ impl SseParser {
             }
             _ => {}
         }
+        true
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseItem>) {
@@ -150,7 +204,10 @@ mod tests {
 
     #[test]
     fn parses_the_firehose_frames() {
-        assert_eq!(SseParser::new().push(STREAM.as_bytes()), expected());
+        assert_eq!(
+            SseParser::new().push(STREAM.as_bytes()).unwrap(),
+            expected()
+        );
     }
 
     #[test]
@@ -160,7 +217,7 @@ mod tests {
             let items: Vec<_> = STREAM
                 .as_bytes()
                 .chunks(size)
-                .flat_map(|chunk| parser.push(chunk))
+                .flat_map(|chunk| parser.push(chunk).unwrap())
                 .collect();
             assert_eq!(items, expected(), "chunks of {size}");
         }
@@ -169,8 +226,8 @@ mod tests {
     #[test]
     fn accepts_crlf_and_cr_line_ends_even_split_across_chunks() {
         let mut parser = SseParser::new();
-        let mut items = parser.push(b"data: one\r");
-        items.extend(parser.push(b"\n\r\ndata: two\r\r"));
+        let mut items = parser.push(b"data: one\r").unwrap();
+        items.extend(parser.push(b"\n\r\ndata: two\r\r").unwrap());
         assert_eq!(
             items,
             vec![event("message", "one", None), event("message", "two", None)]
@@ -180,7 +237,9 @@ mod tests {
     #[test]
     fn joins_data_lines_and_keeps_the_last_id_across_events() {
         let mut parser = SseParser::new();
-        let items = parser.push(b"id: 7\ndata: a\ndata: b\n\ndata:c\n\n");
+        let items = parser
+            .push(b"id: 7\ndata: a\ndata: b\n\ndata:c\n\n")
+            .unwrap();
         assert_eq!(
             items,
             vec![
@@ -193,7 +252,9 @@ mod tests {
     #[test]
     fn an_id_without_data_is_reported_and_bad_retry_ignored() {
         let mut parser = SseParser::new();
-        let items = parser.push(b"id: x\n\nretry: soon\nretry\n\ndata\n\n");
+        let items = parser
+            .push(b"id: x\n\nretry: soon\nretry\n\ndata\n\n")
+            .unwrap();
         assert_eq!(
             items,
             vec![SseItem::IdOnly("x".into()), event("message", "", Some("x"))]
@@ -205,8 +266,42 @@ mod tests {
         let mut parser = SseParser::new();
         let text = "data: caf\u{e9}\n\n".as_bytes();
         let (a, b) = text.split_at(9); // inside the two-byte é
-        assert!(parser.push(a).is_empty());
-        assert_eq!(parser.push(b), vec![event("message", "caf\u{e9}", None)]);
-        assert!(parser.push(b"data: unfinished\n").is_empty());
+        assert!(parser.push(a).unwrap().is_empty());
+        assert_eq!(
+            parser.push(b).unwrap(),
+            vec![event("message", "caf\u{e9}", None)]
+        );
+        assert!(parser.push(b"data: unfinished\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_endless_line_is_an_error_not_unbounded_growth() {
+        let mut parser = SseParser::with_limit(16);
+        assert_eq!(
+            parser.push(b"data: 0123456789\n\n").unwrap(),
+            vec![event("message", "0123456789", None)]
+        );
+        // 17 bytes without a line end, fed in pieces: the limit holds across chunks.
+        assert!(parser.push(b"data: 01234").unwrap().is_empty());
+        assert_eq!(parser.push(b"567890"), Err(SseError::TooLong { limit: 16 }));
+    }
+
+    #[test]
+    fn many_short_data_lines_cannot_grow_one_event_without_bound() {
+        let mut parser = SseParser::with_limit(16);
+        let lines = b"data: 0123456789\ndata: 0123\n"; // 15 bytes of data so far
+        assert!(parser.push(lines).unwrap().is_empty());
+        assert_eq!(
+            parser.push(b"data: 0\n"),
+            Err(SseError::TooLong { limit: 16 })
+        );
+    }
+
+    #[test]
+    fn the_default_limit_allows_a_large_bounty() {
+        let data = "x".repeat(256 * 1024);
+        let frame = format!("event: bounty\ndata: {data}\n\n");
+        let items = SseParser::new().push(frame.as_bytes()).unwrap();
+        assert_eq!(items, vec![event("bounty", &data, None)]);
     }
 }

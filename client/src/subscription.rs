@@ -4,12 +4,24 @@
 //! connection ends, decide whether and when to come back, repeat.
 //!
 //! - `200`: read. `connected` and `checkpoint` and every `bounty` move the resume
-//!   cursor; `retry:` sets the base reconnect delay; any byte (the heartbeat comment
-//!   too) proves the link alive, and none for twice the heartbeat interval means it is
-//!   dead: drop it and reconnect.
+//!   cursor; `retry:` sets the base reconnect delay (at least
+//!   [`MIN_SERVER_RETRY`](crate::backoff::MIN_SERVER_RETRY), so `retry: 0` cannot make
+//!   a reconnect loop); any byte (the heartbeat comment too) proves the link alive, and
+//!   none for twice the heartbeat interval means it is dead: drop it and reconnect.
+//!   The interval is the server's, from `connected`'s `heartbeat_ms`; until
+//!   `connected` arrives, and with servers that do not send it, it is
+//!   [`ClientBuilder::heartbeat`](crate::ClientBuilder::heartbeat).
 //! - A close right after a `checkpoint` is the server's planned rotation: reconnect at
 //!   once. Any other close, a network error, a `5xx` or `429`: reconnect after an
 //!   exponential backoff with jitter (at least `Retry-After` when the server sent one).
+//!   A line or event over [`MAX_FRAME_BYTES`](crate::sse::MAX_FRAME_BYTES) counts as a
+//!   broken connection too.
+//! - The backoff starts again from its base only once a connection has proved itself:
+//!   it delivered a bounty or a checkpoint, or it carried a byte (a heartbeat) at least
+//!   one heartbeat interval after `connected`. A `connected` alone proves nothing: a
+//!   server that accepts and then drops every stream would otherwise be hammered
+//!   without ever backing off, and
+//!   [`max_failures`](crate::ClientBuilder::max_failures) would never be reached.
 //! - `204`: the server says there is nothing more; the stream ends.
 //! - Any other `4xx` (a bad filter, a cursor too old): the stream yields
 //!   [`ClientError::Rejected`] with the server's code and message and ends. Retrying
@@ -23,6 +35,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::dedupe::DedupeWindow;
@@ -89,6 +102,20 @@ struct StreamError {
     message: String,
 }
 
+/// The least and the most of a server's `heartbeat_ms` the dead-link timer accepts.
+/// Below 100 ms a timer would fire on ordinary scheduling delays; above 300 s (the most
+/// the server's `HEARTBEAT_SECONDS` allows) a mangled value would leave a dead link
+/// unnoticed for too long.
+const SERVER_HEARTBEAT: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(300);
+
+/// The heartbeat interval `connected` announces, if it announces a usable one (`0` is
+/// not: it would declare every link dead at once).
+fn server_heartbeat(connected: &Connected) -> Option<Duration> {
+    let interval = Duration::from_millis(connected.heartbeat_ms.filter(|&ms| ms > 0)?);
+    Some(interval.clamp(*SERVER_HEARTBEAT.start(), *SERVER_HEARTBEAT.end()))
+}
+
 /// How one connection ended, when it did not end the subscription.
 enum Ended {
     /// At a checkpoint: come back at once.
@@ -131,7 +158,7 @@ impl Client {
             let mut seen = DedupeWindow::new(settings.dedupe_window);
             let mut since = None;
             let mut last_event_id = None;
-            let started = tokio::time::Instant::now();
+            let started = Instant::now();
             match options.start {
                 StartAt::Now => {}
                 StartAt::Since(at) => since = Some(at),
@@ -166,8 +193,10 @@ impl Client {
                 },
             }
 
-            let idle_limit = settings.heartbeat.saturating_mul(2);
             loop {
+                // The server's interval is only known once its `connected` arrives.
+                let mut heartbeat = settings.heartbeat;
+                let mut idle_limit = heartbeat.saturating_mul(2);
                 let mut query = options.filter.query_pairs();
                 if last_event_id.is_none() {
                     if let Some(at) = &since {
@@ -211,6 +240,8 @@ impl Client {
                                 // Read this connection to its end.
                                 let mut parser = SseParser::new();
                                 let mut at_checkpoint = false;
+                                let mut connected_at = None;
+                                let mut proved = false;
                                 let ended;
                                 loop {
                                     let chunk = match tokio::time::timeout(idle_limit, response.chunk()).await {
@@ -232,9 +263,21 @@ impl Client {
                                         }
                                         Ok(Ok(Some(chunk))) => chunk,
                                     };
-                                    for item in parser.push(&chunk) {
+                                    // A byte a heartbeat after `connected`: the server's
+                                    // loop has kept the stream up that long.
+                                    if connected_at.is_some_and(|at: Instant| at.elapsed() >= heartbeat) {
+                                        proved = true;
+                                    }
+                                    let items = match parser.push(&chunk) {
+                                        Ok(items) => items,
+                                        Err(err) => {
+                                            ended = Ended::Failed { reason: err.to_string(), at_least: None };
+                                            break;
+                                        }
+                                    };
+                                    for item in items {
                                         match item {
-                                            SseItem::Retry(ms) => backoff.base = Duration::from_millis(ms),
+                                            SseItem::Retry(ms) => backoff.server_retry(Duration::from_millis(ms)),
                                             SseItem::Comment(_) => {}
                                             SseItem::IdOnly(id) => {
                                                 if !id.is_empty() {
@@ -247,7 +290,11 @@ impl Client {
                                                     "connected" => match serde_json::from_str::<Connected>(&data) {
                                                         Ok(connected) => {
                                                             last_event_id = Some(resume_at.unwrap_or_else(|| connected.cursor.clone()));
-                                                            backoff.reset();
+                                                            if let Some(interval) = server_heartbeat(&connected) {
+                                                                heartbeat = interval;
+                                                                idle_limit = interval.saturating_mul(2);
+                                                            }
+                                                            connected_at = Some(Instant::now());
                                                             at_checkpoint = false;
                                                             yield Ok(SubscriptionEvent::Connected(connected));
                                                         }
@@ -261,6 +308,7 @@ impl Client {
                                                             if let Some(id) = resume_at {
                                                                 last_event_id = Some(id);
                                                             }
+                                                            proved = true;
                                                             if seen.first_time(&bounty.id) {
                                                                 yield Ok(SubscriptionEvent::Bounty(bounty));
                                                             }
@@ -277,6 +325,7 @@ impl Client {
                                                         if let Some(cursor) = cursor {
                                                             last_event_id = Some(cursor);
                                                             at_checkpoint = true;
+                                                            proved = true;
                                                         }
                                                     }
                                                     "error" => {
@@ -288,6 +337,9 @@ impl Client {
                                             }
                                         }
                                     }
+                                }
+                                if proved {
+                                    backoff.reset();
                                 }
                                 ended
                             }

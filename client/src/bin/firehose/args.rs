@@ -114,7 +114,8 @@ pub struct SubscribeArgs {
     /// Give up after this long (exit 3 if --max-results bounties did not arrive), e.g. 30s, 4m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// The server's heartbeat interval; a stream silent for twice this is reconnected.
+    /// The heartbeat interval to assume until the server announces its own; a stream
+    /// silent for twice the interval is reconnected.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
     pub heartbeat: Duration,
     /// JSON lines even on a terminal.
