@@ -132,6 +132,7 @@ async fn heartbeats_while_idle_then_checkpoints_and_closes_at_the_cap() {
         (instant("closes_at") - instant("server_time")).num_milliseconds(),
         4000
     );
+    assert_eq!(connected["heartbeat_ms"], 1000, "{connected}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

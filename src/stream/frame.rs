@@ -40,6 +40,8 @@ pub struct Connected {
     pub cursor: Cursor,
     pub resumed: bool,
     pub closes_at: DateTime<Utc>,
+    /// The heartbeat interval, so clients size their dead-link timers from it.
+    pub heartbeat_ms: u64,
 }
 
 /// What an `error` event reports.
@@ -73,6 +75,7 @@ struct ConnectedData<'a> {
     cursor: &'a str,
     resumed: bool,
     closes_at: String,
+    heartbeat_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -120,6 +123,7 @@ impl StreamFrame {
                     cursor: &cursor,
                     resumed: connected.resumed,
                     closes_at: timefmt::format(connected.closes_at),
+                    heartbeat_ms: connected.heartbeat_ms,
                 });
                 Frame::event("connected", Some(cursor), data)
             }
@@ -193,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn each_frame_is_the_same_bytes_as_before_it_was_typed() {
+    fn each_frame_is_the_same_bytes_as_before_it_was_typed_plus_heartbeat_ms() {
         let id = cursor().encode();
         let connected = StreamFrame::Connected(Connected {
             filter: Filter::default(),
@@ -201,13 +205,14 @@ mod tests {
             cursor: cursor(),
             resumed: false,
             closes_at: timefmt::from_millis(271_000),
+            heartbeat_ms: 15_000,
         });
         assert_eq!(StreamFrame::Retry(2000).encode(), "retry: 2000\n\n");
         assert_eq!(StreamFrame::Heartbeat.encode(), ": heartbeat\n\n");
         assert_eq!(
             connected.encode(),
             format!(
-                "event: connected\nid: {id}\ndata: {{\"filter\":{},\"server_time\":\"1970-01-01T00:00:01.000Z\",\"cursor\":\"{id}\",\"resumed\":false,\"closes_at\":\"1970-01-01T00:04:31.000Z\"}}\n\n",
+                "event: connected\nid: {id}\ndata: {{\"filter\":{},\"server_time\":\"1970-01-01T00:00:01.000Z\",\"cursor\":\"{id}\",\"resumed\":false,\"closes_at\":\"1970-01-01T00:04:31.000Z\",\"heartbeat_ms\":15000}}\n\n",
                 serde_json::to_string(&Filter::default()).expect("json")
             )
         );

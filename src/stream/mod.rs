@@ -161,6 +161,7 @@ impl<R: FeedReader> Subscription<R> {
             cursor: cursor.clone(),
             resumed,
             closes_at: now + settings.max_duration,
+            heartbeat_ms: u64::try_from(settings.heartbeat.as_millis()).unwrap_or(u64::MAX),
         });
         let next_poll = if resumed {
             started
@@ -369,6 +370,7 @@ mod tests {
         };
         assert_eq!(connected_id.as_deref(), connected["cursor"].as_str());
         assert!(connected["cursor"].is_string() && connected["closes_at"].is_string());
+        assert_eq!(connected["heartbeat_ms"], 15_000);
         let checkpoint = data(&frames[5].1);
         assert_eq!(checkpoint["reason"], "max_duration");
         let Frame::Event { id, .. } = &frames[5].1 else {
