@@ -369,3 +369,80 @@ async fn every_path_answers_preflights_and_wrong_methods_with_allow() {
         .await;
     }
 }
+
+/// One CORS layer: the template leaves CORS to the function (a Function URL `Cors`
+/// would add a second `Access-Control-Allow-Origin`, which browsers reject), and the
+/// function sends exactly one set on every kind of answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_and_the_function_send_exactly_one_cors_header_set() {
+    let template: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+            .expect("template.yaml"),
+    )
+    .expect("YAML");
+    let urls: Vec<&serde_yaml::Value> = template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .map(|resource| &resource["Properties"]["FunctionUrlConfig"])
+        .filter(|config| !config.is_null())
+        .collect();
+    assert!(!urls.is_empty(), "a Function URL");
+    assert!(
+        urls.iter().all(|config| config["Cors"].is_null()),
+        "the Function URL adds no CORS of its own"
+    );
+
+    let f = Function::on_shared("one-cors", &[]).await;
+    let preflight = http()
+        .request(reqwest::Method::OPTIONS, f.url("/api/v1/tasks"))
+        .header("origin", "https://agent.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    let list = http()
+        .get(f.url("/api/v1/tasks"))
+        .send()
+        .await
+        .expect("list");
+    let error = http()
+        .get(f.url("/api/v1/tasks?colour=red"))
+        .send()
+        .await
+        .expect("error");
+    let stream = http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .send()
+        .await
+        .expect("stream");
+    for (what, response) in [
+        ("preflight", &preflight),
+        ("list", &list),
+        ("error", &error),
+        ("stream", &stream),
+    ] {
+        let headers = response.headers();
+        let origins: Vec<_> = headers
+            .get_all("access-control-allow-origin")
+            .iter()
+            .collect();
+        assert_eq!(origins, ["*"], "{what}");
+        assert_eq!(
+            headers
+                .get_all("access-control-expose-headers")
+                .iter()
+                .count(),
+            1,
+            "{what}"
+        );
+    }
+    assert_eq!(
+        preflight
+            .headers()
+            .get_all("access-control-allow-methods")
+            .iter()
+            .count(),
+        1
+    );
+}
