@@ -22,6 +22,9 @@ pub struct Batch {
     pub more: bool,
     /// Per shard: the seq found where the next one was expected, if any.
     pub gaps: Vec<Option<u64>>,
+    /// Gaps taken as they are (they outlived [`GAP_GRACE`]): per shard, the ranges of
+    /// seqs skipped, first and last, in log order.
+    pub skipped: Vec<(usize, u64, u64)>,
 }
 
 /// A gap in a shard's sequence that has lasted this long is accepted as lost
@@ -46,21 +49,49 @@ pub async fn read_batch<R: FeedReader>(
         .map(|(shard, after)| store.read_after(shard, *after, page_size));
     let mut pages = futures_util::future::try_join_all(reads).await?;
     let mut gaps = vec![None; pages.len()];
+    let mut skipped = Vec::new();
     for (shard, page) in pages.iter_mut().enumerate() {
-        if !accept_gaps.get(shard).copied().unwrap_or(false) {
+        if accept_gaps.get(shard).copied().unwrap_or(false) {
+            skipped.extend(
+                skipped_ranges(positions[shard], page)
+                    .into_iter()
+                    .map(|(first, last)| (shard, first, last)),
+            );
+        } else {
             gaps[shard] = keep_dense_prefix(positions[shard], page);
         }
     }
     let mut batch = merge(issued_ms, pages);
     batch.gaps = gaps;
+    batch.skipped = skipped;
     Ok(batch)
+}
+
+/// The seq after `after`, if it is known: a position taken from a time (`since`) has
+/// no known successor, so whatever entry comes first follows it.
+fn successor(after: Position) -> Option<u64> {
+    (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1)
+}
+
+/// The ranges of seqs missing from a page read after `after` (first and last of each).
+fn skipped_ranges(after: Position, page: &Page) -> Vec<(u64, u64)> {
+    let mut expected = successor(after);
+    let mut skipped = Vec::new();
+    for entry in &page.entries {
+        let seq = entry.position.seq;
+        if let Some(next) = expected.filter(|next| seq > *next) {
+            skipped.push((next, seq - 1));
+        }
+        expected = Some(seq + 1);
+    }
+    skipped
 }
 
 /// Keeps the entries that follow `after` seq by seq and drops the rest of the page
 /// from the first gap; returns the seq found at the gap. A position taken from a
 /// time (`since`) has no known successor, so its first entry is always accepted.
 fn keep_dense_prefix(after: Position, page: &mut Page) -> Option<u64> {
-    let mut expected = (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1);
+    let mut expected = successor(after);
     let mut gap = None;
     let keep = page
         .entries
@@ -104,6 +135,7 @@ fn merge(issued_ms: u64, pages: Vec<Page>) -> Batch {
         entries,
         more,
         gaps: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 
@@ -209,6 +241,24 @@ mod tests {
         let mut dense = page(vec![entry(1, 1), entry(1, 2)], false);
         assert_eq!(keep_dense_prefix(Position::START, &mut dense), None);
         assert_eq!(dense.entries.len(), 2);
+    }
+
+    #[test]
+    fn skipped_ranges_name_every_missing_seq() {
+        let after = Position {
+            created_ms: 1,
+            seq: 3,
+        };
+        let with_gaps = page(vec![entry(1, 5), entry(1, 6), entry(2, 9)], false);
+        assert_eq!(skipped_ranges(after, &with_gaps), [(4, 4), (7, 8)]);
+        let dense = page(vec![entry(1, 4), entry(1, 5)], false);
+        assert!(skipped_ranges(after, &dense).is_empty());
+        // After a time (`since`) the first entry is not a gap, whatever its seq.
+        let from_since = page(vec![entry(9, 41), entry(9, 43)], false);
+        assert_eq!(
+            skipped_ranges(Position::before_time(9), &from_since),
+            [(42, 42)]
+        );
     }
 
     #[test]

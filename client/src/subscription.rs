@@ -330,7 +330,9 @@ impl Client {
                                                     }
                                                     "error" => {
                                                         let error = serde_json::from_str::<StreamError>(&data).unwrap_or(StreamError { code: String::new(), message: data.clone() });
-                                                        tracing::warn!(code = %error.code, message = %error.message, "the server reported a store error; it keeps the stream open and catches up");
+                                                        // `store_unavailable`: the server catches up by itself; `gap`: entries it
+                                                        // could never read were skipped (backfill to look for them).
+                                                        tracing::warn!(code = %error.code, message = %error.message, "the server reported an error on the stream; the stream goes on");
                                                     }
                                                     _ => {}
                                                 }

@@ -111,6 +111,11 @@ impl MemoryStore {
         position
     }
 
+    /// Deletes entry `seq` of `shard` (as a hand-made delete would): a gap in the log.
+    pub fn delete(&self, shard: usize, seq: u64) {
+        self.state().logs[shard].retain(|entry| entry.position.seq != seq);
+    }
+
     /// Forgets `shard`'s entries up to `seq` (as DynamoDB's TTL would); the head stays.
     pub fn expire_through(&self, shard: usize, seq: u64) {
         self.state().logs[shard].retain(|entry| entry.position.seq > seq);

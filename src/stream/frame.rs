@@ -49,6 +49,13 @@ pub struct Connected {
 pub enum ErrorEvent {
     /// A poll failed; the next comes after `retry_in_ms`, from the same cursor.
     StoreUnavailable { retry_in_ms: u64 },
+    /// Entries `first_seq..=last_seq` of `shard` never became readable within the grace
+    /// period and are skipped: the contract's "never a silent gap".
+    Gap {
+        shard: usize,
+        first_seq: u64,
+        last_seq: u64,
+    },
 }
 
 /// Why a stream ended with a `checkpoint`.
@@ -83,6 +90,15 @@ struct ErrorData<'a> {
     code: &'a str,
     message: &'a str,
     retry_in_ms: u64,
+}
+
+#[derive(Serialize)]
+struct GapData<'a> {
+    code: &'a str,
+    message: &'a str,
+    shard: usize,
+    first_seq: u64,
+    last_seq: u64,
 }
 
 #[derive(Serialize)]
@@ -130,6 +146,21 @@ impl StreamFrame {
             StreamFrame::Bounty { cursor, bounty } => {
                 Frame::event("bounty", Some(cursor.encode()), to_json(bounty))
             }
+            StreamFrame::Error(ErrorEvent::Gap {
+                shard,
+                first_seq,
+                last_seq,
+            }) => Frame::event(
+                "error",
+                None,
+                to_json(&GapData {
+                    code: "gap",
+                    message: "entries of the log never became readable and are skipped: bounties published in them are not delivered; backfill to look for them",
+                    shard: *shard,
+                    first_seq: *first_seq,
+                    last_seq: *last_seq,
+                }),
+            ),
             StreamFrame::Error(ErrorEvent::StoreUnavailable { retry_in_ms }) => Frame::event(
                 "error",
                 None,

@@ -225,7 +225,24 @@ impl<R: FeedReader> Subscription<R> {
                 self.settings.page_size,
             ));
         }
-        let mut frames = Vec::new();
+        // Never a silent gap: say what is skipped before what follows it.
+        let mut frames: Vec<StreamFrame> = batch
+            .skipped
+            .iter()
+            .map(|&(shard, first_seq, last_seq)| {
+                tracing::error!(
+                    shard,
+                    first_seq,
+                    last_seq,
+                    "gap skipped; the subscriber is told"
+                );
+                StreamFrame::Error(ErrorEvent::Gap {
+                    shard,
+                    first_seq,
+                    last_seq,
+                })
+            })
+            .collect();
         for (shard, entry) in batch.entries {
             if let Some(slot) = self.cursor.positions.get_mut(shard) {
                 *slot = entry.position;
@@ -510,6 +527,55 @@ mod tests {
         assert_eq!(ids, expected);
         // Paging did not wait a poll interval between pages.
         assert!(bounties.last().expect("some").0 < Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_that_never_fills_is_announced_then_skipped() {
+        let log = MemoryStore::new(1);
+        let first = log.push(0, "python");
+        log.push(0, "python");
+        let third = log.push(0, "python");
+        log.delete(0, 2);
+        let mut begin = start(1, Filter::default());
+        begin.resumed = true;
+        let frames = collect(bounty_stream(
+            log.clone(),
+            StreamSettings {
+                max_duration: Duration::from_secs(45),
+                ..settings()
+            },
+            begin,
+        ))
+        .await;
+        let events: Vec<(Duration, &str)> = frames
+            .iter()
+            .filter(|(_, f)| matches!(name(f), "bounty" | "error"))
+            .map(|(at, f)| (*at, name(f)))
+            .collect();
+        let kinds: Vec<&str> = events.iter().map(|(_, kind)| *kind).collect();
+        assert_eq!(kinds, ["bounty", "error", "bounty"]);
+        let error = frames
+            .iter()
+            .find(|(_, f)| name(f) == "error")
+            .map(|(_, f)| data(f))
+            .expect("error");
+        assert_eq!(error["code"], "gap");
+        assert_eq!(
+            (&error["shard"], &error["first_seq"], &error["last_seq"]),
+            (
+                &serde_json::json!(0),
+                &serde_json::json!(2),
+                &serde_json::json!(2)
+            )
+        );
+        // Waited out the grace period first: a commit not yet visible is not a gap.
+        assert!(events[1].0 >= crate::feed::GAP_GRACE, "{:?}", events[1].0);
+        let ids: Vec<_> = frames
+            .iter()
+            .filter(|(_, f)| name(f) == "bounty")
+            .map(|(_, f)| data(f)["id"].clone())
+            .collect();
+        assert_eq!(ids, [serde_json::json!(first), serde_json::json!(third)]);
     }
 
     #[tokio::test(start_paused = true)]
