@@ -14,13 +14,11 @@
 mod client;
 mod cost;
 mod cpu;
-mod function;
-mod proxy;
 mod report;
 mod runtime_api;
+mod settle;
 mod stats;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,8 +31,16 @@ use serde_json::{json, Value};
 
 use client::{bounty_body, collect, http_client, publish, subscribe, HttpClient};
 use cpu::CpuSplit;
-use function::{Function, FunctionSpec, BENCH_KEY};
+use firehose_testkit::function::{Function, Launch};
+use firehose_testkit::process;
+use firehose_testkit::proxy::Proxy;
+use settle::wait_idle;
 use stats::Summary;
+
+/// The publish key the benchmark's functions accept.
+pub const BENCH_KEY: &str = "bench-publish-key";
+/// The name of the function's binary (and so of its instance processes).
+pub const BINARY: &str = "firehose-lambda";
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -93,10 +99,7 @@ async fn run() -> Result<(), BoxError> {
     };
     let markdown_path = arg("--markdown")?;
     let json_path = arg("--json")?;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("no repository root")?
-        .to_path_buf();
+    let root = firehose_testkit::workspace_root();
     let dynamodb_endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").map_err(|_| {
         "AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local (scripts/bench sets it)"
     })?;
@@ -170,18 +173,30 @@ impl Bench {
         endpoint: Option<&str>,
         env: Vec<(&str, String)>,
     ) -> Result<Function, BoxError> {
-        Function::start(
-            FunctionSpec {
-                root: &self.root,
-                dynamodb_endpoint: endpoint.unwrap_or(&self.dynamodb_endpoint),
-                table,
-                concurrency,
-                env,
-                log_dir: &self.log_dir,
-            },
-            &self.http,
-        )
-        .await
+        let mut launch = Launch::new(BINARY, self.log_dir.join(format!("function-{table}.log")))
+            .release(true)
+            .concurrency(concurrency)
+            .env("TABLE_NAME", table)
+            .env(
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                endpoint.unwrap_or(&self.dynamodb_endpoint),
+            )
+            .env(
+                "PUBLISH_API_KEY_SHA256",
+                firehose::auth::ApiKeys::hash_hex(BENCH_KEY),
+            )
+            .env("RUST_LOG", "info")
+            // Every benchmark stream comes from 127.0.0.1: the per-client cap would
+            // refuse the fan-out's 50 streams, which stand for 50 clients.
+            .env("MAX_STREAMS_PER_CLIENT", "10000")
+            .ready_within(Duration::from_secs(600));
+        for (name, value) in env {
+            launch = launch.env(name, value);
+        }
+        let function = launch.start().await?;
+        // Ready also means every instance the watcher started has finished its init.
+        wait_idle(&function, 0).await?;
+        Ok(function)
     }
 }
 
@@ -358,7 +373,7 @@ async fn burst(bench: &Bench) -> Result<BurstResult, BoxError> {
     let mut frames = (0usize, 0usize);
     let (mut drain_cpu, mut raw_cpu) = (CpuSplit::default(), CpuSplit::default());
     for round in 0..bench.scale.burst_rounds {
-        function.wait_idle(round).await?;
+        wait_idle(&function, round).await?;
         let cpu = CpuSplit::now(bench.store_pid, None);
         let (items, raw_time) = raw_read(&store, since_ms).await?;
         raw_cpu += CpuSplit::now(bench.store_pid, None) - cpu;
@@ -378,7 +393,7 @@ async fn burst(bench: &Bench) -> Result<BurstResult, BoxError> {
             first_event: first - opened,
         });
     }
-    function.wait_idle(bench.scale.burst_rounds).await?;
+    wait_idle(&function, bench.scale.burst_rounds).await?;
     let cpu = CpuSplit::now(bench.store_pid, None);
     let (_, raw_time) = raw_read(&store, since_ms).await?;
     raw_cpu += CpuSplit::now(bench.store_pid, None) - cpu;
@@ -439,19 +454,12 @@ impl IdleResult {
     }
 }
 
-fn upstream_addr(endpoint: &str) -> Result<SocketAddr, BoxError> {
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    host.parse().map_err(|_| {
-        format!("expected http://<ip>:<port> for DynamoDB Local, got {endpoint}").into()
-    })
-}
-
 async fn idle(bench: &Bench) -> Result<IdleResult, BoxError> {
-    let proxy = proxy::CountingProxy::start(upstream_addr(&bench.dynamodb_endpoint)?).await?;
+    let proxy = Proxy::start(&bench.dynamodb_endpoint).await?;
     let table = fresh_table("idle").await?;
     // One instance, so the process serving the stream is the one measured.
     let function = bench
-        .function(&table, 1, Some(&proxy.endpoint()), Vec::new())
+        .function(&table, 1, Some(&proxy.base), Vec::new())
         .await?;
     let mut events = subscribe(
         &bench.http,
@@ -473,21 +481,21 @@ async fn idle(bench: &Bench) -> Result<IdleResult, BoxError> {
     if instances.is_empty() {
         return Err("no firehose-lambda process found under cargo lambda watch".into());
     }
-    let before_cpu = function::cpu_ticks(&instances);
+    let before_cpu = process::cpu_ticks(&instances);
     let before_requests = proxy.counts();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let after_cpu = function::cpu_ticks(&instances);
+    let after_cpu = process::cpu_ticks(&instances);
     let after_requests = proxy.counts();
     let elapsed = started.elapsed().as_secs_f64();
     let peak_rss_kb = instances
         .iter()
-        .filter_map(|pid| function::proc_status_kb(*pid, "VmHWM"))
+        .filter_map(|pid| process::proc_status_kb(*pid, "VmHWM"))
         .max()
         .unwrap_or(0);
     let rss_kb = instances
         .iter()
-        .filter_map(|pid| function::proc_status_kb(*pid, "VmRSS"))
+        .filter_map(|pid| process::proc_status_kb(*pid, "VmRSS"))
         .max()
         .unwrap_or(0);
     let requests = after_requests
@@ -505,7 +513,7 @@ async fn idle(bench: &Bench) -> Result<IdleResult, BoxError> {
     Ok(IdleResult {
         seconds: elapsed,
         instances: instances.len(),
-        cpu_seconds: after_cpu.saturating_sub(before_cpu) as f64 / function::clock_ticks() as f64,
+        cpu_seconds: after_cpu.saturating_sub(before_cpu) as f64 / process::clock_ticks() as f64,
         peak_rss_kb,
         rss_kb,
         requests,
@@ -581,7 +589,7 @@ pub struct StartupResult {
 }
 
 async fn startup(bench: &Bench) -> Result<StartupResult, BoxError> {
-    let binary = bench.root.join("target/release").join(function::BINARY);
+    let binary = bench.root.join("target/release").join(BINARY);
     let binary_bytes = std::fs::metadata(&binary)
         .map_err(|err| format!("{}: {err}", binary.display()))?
         .len();

