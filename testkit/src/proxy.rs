@@ -639,4 +639,40 @@ mod tests {
             ]
         );
     }
+
+    #[tokio::test]
+    async fn drops_or_holds_a_request_and_cuts_on_demand() {
+        let proxy = Proxy::start(&upstream().await).await.expect("proxy");
+        let mut chunk = [0u8; 1024];
+
+        proxy.set_fault(Fault::DropConnection);
+        let mut socket = connect(&proxy).await;
+        socket
+            .write_all(request("PutItem", "{}").as_bytes())
+            .await
+            .expect("write");
+        // Closed, not reset: the request was read in full first.
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk))
+            .await
+            .expect("closed in time");
+        assert_eq!(read.expect("a clean close"), 0);
+
+        proxy.set_fault(Fault::Stall);
+        let mut socket = connect(&proxy).await;
+        socket
+            .write_all(request("Query", "{}").as_bytes())
+            .await
+            .expect("write");
+        let silent =
+            tokio::time::timeout(Duration::from_millis(300), socket.read(&mut chunk)).await;
+        assert!(silent.is_err(), "a stalled request is not answered");
+        proxy.cut_all();
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut chunk))
+            .await
+            .expect("cut in time");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+        let faults: Vec<Fault> = proxy.seen().into_iter().map(|s| s.fault).collect();
+        assert_eq!(faults, [Fault::DropConnection, Fault::Stall]);
+    }
 }
