@@ -107,7 +107,7 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
     .await;
     let port = f.base.rsplit(':').next().expect("port").to_owned();
     for (file, status, shows) in SAMPLES {
-        let output = tokio::process::Command::new(common::function::cargo_lambda())
+        let output = tokio::process::Command::new(firehose_testkit::function::cargo_lambda())
             .args([
                 "lambda",
                 "invoke",

@@ -1,5 +1,5 @@
 //! Store faults and departed clients, through a loopback proxy between the function
-//! and DynamoDB Local (tests/common/dynamo_proxy.rs): throttling errors, 500s and
+//! and DynamoDB Local (firehose-testkit's proxy): throttling errors, 500s and
 //! dropped connections lead to `error` frames at a backed-off rate, then every bounty
 //! published meanwhile exactly once; a departed subscriber costs no more requests.
 //! Bounties are published straight into DynamoDB Local (not through the faulty proxy)
@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::sse::{bounty_id, json};
-use common::{draft, DynamoLocal, DynamoProxy, Fault, Function};
+use common::{draft, DynamoLocal, Fault, Function, Proxy};
 use firehose::publish::append;
 use firehose::store::dynamo::DynamoFeedStore;
 
@@ -19,7 +19,7 @@ const SECOND: Duration = Duration::from_secs(1);
 const STREAM: &str = "/api/v1/bounties/stream";
 
 struct Rig {
-    proxy: DynamoProxy,
+    proxy: Proxy,
     function: Function,
     /// The table, straight (unproxied).
     direct: DynamoFeedStore,
@@ -27,9 +27,9 @@ struct Rig {
 
 async fn rig(label: &str, env: &[(&str, &str)]) -> Rig {
     let endpoint = DynamoLocal::shared_endpoint().await;
-    let proxy = DynamoProxy::start(&endpoint).await;
+    let proxy = Proxy::start(&endpoint).await.expect("proxy");
     let table = common::dynamo::fresh_table(&endpoint, label).await;
-    let function = Function::start_on_table(&proxy.endpoint(), &table, env).await;
+    let function = Function::start_on_table(&proxy.base, &table, env).await;
     let direct = DynamoFeedStore::new(
         common::dynamo::client(&endpoint).await,
         &table,

@@ -326,7 +326,7 @@ async fn a_burst_of_10000_reaches_one_stream_complete_in_order_without_duplicate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
-    let mut own = DynamoLocal::start(true).await;
+    let mut own = DynamoLocal::start(true).await.expect("DynamoDB Local");
     let endpoint = own.endpoint();
     let f = Function::start(
         &endpoint,
@@ -366,7 +366,7 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
 
-    own.resume().await;
+    own.resume().await.expect("DynamoDB Local again");
     let b = f.publish(&bounty_body("b", "python", 100, &[])).await;
     let after = sub
         .collect_bounties(2 - before_error.len(), 60 * SECOND)

@@ -5,7 +5,8 @@
 
 use std::ops::{AddAssign, Sub};
 
-use crate::function::{self, Function};
+use firehose_testkit::function::Function;
+use firehose_testkit::process;
 
 /// CPU time in clock ticks, per party.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,7 +25,7 @@ impl CpuSplit {
             Some(function) => {
                 let instances = function.instances();
                 (
-                    function::cpu_ticks(&instances),
+                    process::cpu_ticks(&instances),
                     tree_ticks(function.watcher_pid()),
                 )
             }
@@ -34,13 +35,13 @@ impl CpuSplit {
             store: store_pid.map(tree_ticks).unwrap_or(0),
             function: function_ticks,
             emulator: watcher_ticks.saturating_sub(function_ticks),
-            client: function::cpu_ticks(&[std::process::id()]),
+            client: process::cpu_ticks(&[std::process::id()]),
         }
     }
 
     /// Each party's share in seconds, divided by `runs`.
     pub fn seconds_per(&self, runs: usize) -> [f64; 4] {
-        let per = function::clock_ticks() as f64 * runs.max(1) as f64;
+        let per = process::clock_ticks() as f64 * runs.max(1) as f64;
         [self.store, self.function, self.emulator, self.client].map(|t| t as f64 / per)
     }
 }
@@ -68,7 +69,7 @@ impl AddAssign for CpuSplit {
 }
 
 fn tree_ticks(root: u32) -> u64 {
-    let mut pids = function::descendants(root);
+    let mut pids = process::descendants(root);
     pids.push(root);
-    function::cpu_ticks(&pids)
+    process::cpu_ticks(&pids)
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::cost::{self, CostModel};
+use crate::scenarios::{BurstResult, FanoutResult, IdleResult, LatencyResult, StartupResult};
 use crate::stats::{ms, Summary};
-use crate::{BurstResult, FanoutResult, IdleResult, LatencyResult, StartupResult};
 
 #[derive(Default)]
 pub struct Results {

@@ -1,14 +1,14 @@
-//! The function itself, run by `cargo lambda watch` on a free loopback port.
+//! The function itself, on a table of its own, with the tests' vocabulary: publish,
+//! subscribe, its store, its logs. Started by firehose-testkit's launcher.
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use firehose::auth::ApiKeys;
+use firehose_testkit::function::Launch;
 use serde_json::Value;
 
-use super::dynamo::{free_port, fresh_table};
+use super::dynamo::fresh_table;
 use super::{http, TEST_KEY};
 
 /// A setting of the harness, not of the function: `cargo lambda watch --concurrency`.
@@ -20,16 +20,7 @@ pub struct Function {
     pub table: String,
     pub dynamo_endpoint: String,
     pub log_path: PathBuf,
-    child: Child,
-}
-
-pub fn cargo_lambda() -> String {
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".local/venv/bin/cargo-lambda");
-    if local.exists() {
-        local.display().to_string()
-    } else {
-        "cargo-lambda".to_owned()
-    }
+    process: firehose_testkit::function::Function,
 }
 
 impl Function {
@@ -51,38 +42,19 @@ impl Function {
         table: &str,
         env: &[(&str, &str)],
     ) -> Function {
-        let port = free_port();
-        let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
-        std::fs::create_dir_all(&logs).expect("log dir");
-        let log_path = logs.join(format!("{table}.log"));
-        let log = File::create(&log_path).expect("log file");
+        let log_path = firehose_testkit::workspace_root()
+            .join("target/test-logs")
+            .join(format!("{table}.log"));
         // How many invocations (so open streams) run at once. `cargo lambda watch`
         // starts processes in proportion to it, and 64 overloads 2 cores: 8 unless a
         // test needs more open at once and says so.
         let concurrency = env
             .iter()
             .find(|(name, _)| *name == CONCURRENCY)
-            .map_or("8", |(_, value)| *value);
-        let mut command = Command::new(cargo_lambda());
-        command
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--disable-cors",
-                "--quiet",
-            ])
-            .args([
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-                "--concurrency",
-                concurrency,
-                "--bin",
-                "firehose-lambda",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .map_or(Ok(8), |(_, value)| value.parse::<usize>())
+            .expect("FIREHOSE_TEST_CONCURRENCY is a number");
+        let mut launch = Launch::new("firehose-lambda", &log_path)
+            .concurrency(concurrency)
             .env("TABLE_NAME", table)
             .env("AWS_ENDPOINT_URL_DYNAMODB", dynamo_endpoint)
             .env("AWS_ACCESS_KEY_ID", "local")
@@ -92,42 +64,19 @@ impl Function {
             .env("RUST_LOG", "info")
             .env_remove("FIREHOSE_TEST_DYNAMODB_ENDPOINT");
         for (name, value) in env.iter().filter(|(name, _)| *name != CONCURRENCY) {
-            command.env(name, value);
+            launch = launch.env(*name, *value);
         }
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("cargo-lambda must be on PATH (scripts/test installs it)");
-        let function = Function {
-            base: format!("http://127.0.0.1:{port}"),
+        let process = launch
+            .start()
+            .await
+            .unwrap_or_else(|err| panic!("the function did not start: {err}"));
+        Function {
+            base: process.base.clone(),
             table: table.to_owned(),
             dynamo_endpoint: dynamo_endpoint.to_owned(),
             log_path,
-            child,
-        };
-        function.wait_ready().await;
-        function
-    }
-
-    /// Ready once a real request was answered by the function (a 400 for a bad filter).
-    async fn wait_ready(&self) {
-        let probe = format!("{}/api/v1/bounties/stream?ready_probe=1", self.base);
-        let client = http();
-        for _ in 0..1800 {
-            if let Ok(response) = client.get(&probe).send().await {
-                if response.status() == 400 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            process,
         }
-        panic!(
-            "the function did not start; see {}",
-            self.log_path.display()
-        );
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -187,29 +136,12 @@ impl Function {
 
     /// The function's log so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        self.process.logs()
     }
-}
 
-impl Function {
     /// Kills the function with SIGKILL, as a crashed instance dies: nothing in it
     /// runs (no lease release, no checkpoint).
     pub fn kill_hard(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        // The whole process group: cargo lambda watch and the function processes.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
+        self.process.kill_hard();
     }
 }

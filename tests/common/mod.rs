@@ -9,18 +9,19 @@
 //!
 //! Every test gets its own table and its own function process, so tests run in
 //! parallel without seeing each other's bounties.
+//!
+//! The tooling (DynamoDB Local, the launcher, the fault proxy) is firehose-testkit's;
+//! what is here is the tests' vocabulary: publishing, subscribing, the error answer.
 
 #![allow(dead_code, unused_imports)]
 
 pub mod cli;
 pub mod dynamo;
-pub mod dynamo_proxy;
 pub mod function;
-pub mod proxy;
 pub mod sse;
 
-pub use dynamo::DynamoLocal;
-pub use dynamo_proxy::{DynamoProxy, Fault};
+pub use firehose_testkit::dynamo_local::DynamoLocal;
+pub use firehose_testkit::proxy::{Fault, Proxy};
 pub use function::Function;
 pub use sse::Subscriber;
 

