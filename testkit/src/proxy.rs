@@ -10,6 +10,11 @@
 //! answered ([`Fault`]). Clients of both sides send a request only once the previous
 //! answer is complete (no pipelining), so an answer made up here never overtakes one
 //! still on its way.
+//!
+//! Why one file of about 500 lines: a connection's life (read a request head, decide
+//! its fault, forward or answer, pump the answer back, count it) is one state machine
+//! over one pair of sockets, and every fault is a branch of it; split across files,
+//! a reader would follow one request through all of them.
 
 use std::collections::BTreeMap;
 use std::io;
