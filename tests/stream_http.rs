@@ -357,14 +357,40 @@ async fn a_store_outage_mid_stream_sends_errors_then_delivers_what_it_missed() {
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "store_unavailable");
-    // So is a new stream: a clean 503 with Retry-After, before any stream starts.
+    // A new stream is not refused with a status an EventSource would never retry: it
+    // is a 200 stream of `retry:` and one `error` frame, without an id, that ends.
     let refused = http()
         .get(f.url("/api/v1/bounties/stream"))
         .send()
         .await
         .expect("request");
-    assert_eq!(refused.status(), 503);
-    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(refused.status(), 200);
+    assert_eq!(refused.headers()["content-type"], "text/event-stream");
+    let text = tokio::time::timeout(30 * SECOND, refused.text())
+        .await
+        .expect("the outage answer ends")
+        .expect("body");
+    assert!(
+        text.starts_with("retry: 2000\n\nevent: error\ndata: {\"code\":\"store_unavailable\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("\nid:"),
+        "no id: the client keeps its own: {text}"
+    );
+    assert_eq!(
+        text.matches("\n\n").count(),
+        2,
+        "two frames, then the end: {text}"
+    );
+    // The REST paths keep answering 503 with Retry-After.
+    let listing = http()
+        .get(f.url("/api/v1/tasks"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(listing.status(), 503);
+    assert_eq!(listing.headers()["retry-after"], "1");
 
     own.resume().await.expect("DynamoDB Local again");
     let b = f.publish(&bounty_body("b", "python", 100, &[])).await;

@@ -2,14 +2,20 @@
 //! [`crate::stream::start`] (every refusal is an answer before any byte of the stream),
 //! take a slot of the client's stream cap, and hand the typed frames of
 //! [`crate::stream`] to the edge ([`super::sse`]), which turns them into bytes.
+//!
+//! A store that cannot be read at connect time is not a 503 here: browser and npm
+//! `EventSource` close for good on any status but 200, so the answer is a 200 stream
+//! of `retry:` and one `error` frame, without an `id:`, that ends at once; the client
+//! reconnects by itself with the `Last-Event-ID` it had ([`crate::stream::unavailable`]).
 
 use chrono::Utc;
 use lambda_http::Request;
 
 use super::sse::SseReply;
 use super::{query_pairs, ApiError, App};
+use crate::feed::ResumeError;
 use crate::query::parse_stream_query;
-use crate::store::{FeedReader, StreamLeases};
+use crate::store::{FeedReader, StoreError, StreamLeases};
 use crate::stream::start::starting_cursor;
 use crate::stream::{bounty_stream, StreamStart};
 use crate::timefmt;
@@ -26,13 +32,22 @@ pub async fn open<S: FeedReader + StreamLeases>(
     let now_ms = timefmt::to_millis(Utc::now());
     let lookback_ms = u64::try_from(app.config.lookback.as_millis()).unwrap_or(u64::MAX);
 
+    let filter = serde_json::to_string(&query.filter).unwrap_or_default();
+
     let (cursor, resumed) =
-        starting_cursor(app.store.as_ref(), query.start, now_ms, lookback_ms).await?;
+        match starting_cursor(app.store.as_ref(), query.start, now_ms, lookback_ms).await {
+            Ok(start) => start,
+            Err(ResumeError::Store(err)) => return Ok(unavailable(app, filter, &err)),
+            Err(err) => return Err(err.into()),
+        };
 
     // Every refusal of the input came first: a bad request costs no lease. The lease
     // is held until the frames end or are dropped.
-    let lease = super::stream_cap::admit_stream(app, req).await?;
-    let filter = serde_json::to_string(&query.filter).unwrap_or_default();
+    let lease = match super::stream_cap::admit_stream(app, req).await {
+        Ok(lease) => lease,
+        Err(ApiError::Store(err)) => return Ok(unavailable(app, filter, &err)),
+        Err(err) => return Err(err),
+    };
     let start = StreamStart {
         filter: query.filter,
         cursor,
@@ -43,4 +58,15 @@ pub async fn open<S: FeedReader + StreamLeases>(
         frames: Box::pin(super::stream_cap::hold(frames, lease)),
         filter,
     })
+}
+
+/// The answer to a connect while the store cannot be read: `retry:`, one `error` frame,
+/// the end.
+fn unavailable<S>(app: &App<S>, filter: String, err: &StoreError) -> SseReply {
+    let settings = app.stream_settings();
+    tracing::warn!(error = %err, retry_in_ms = settings.retry_ms, "store unavailable at connect; the client is told to come back");
+    SseReply {
+        frames: Box::pin(crate::stream::unavailable(&settings)),
+        filter,
+    }
 }

@@ -2,6 +2,8 @@
 //! cap) for the request's client ([`super::client_ip`]), and holding the lease for
 //! exactly as long as the response body lives.
 
+use std::time::Duration;
+
 use futures_util::{Stream, StreamExt};
 use lambda_http::Request;
 
@@ -37,6 +39,12 @@ pub async fn admit_stream<S: StreamLeases>(
     }
 }
 
+/// How long the end of a stream waits for its slot to be freed: long enough for a store
+/// that answers (so the client's reconnect, which follows at once, finds its slot
+/// free), short enough that a hanging store does not hold a finished stream open. Past
+/// it the release goes on in the background (the lease's drop), or the lease lapses.
+const RELEASE_WAIT: Duration = Duration::from_secs(1);
+
 /// The stream's frames, then the lease's release once the stream has ended by itself.
 /// If the frames are dropped first (the client went away), the lease's drop releases it.
 pub fn hold<T: Send + 'static, L: StreamLeases>(
@@ -48,6 +56,8 @@ pub fn hold<T: Send + 'static, L: StreamLeases>(
         while let Some(frame) = frames.next().await {
             yield frame;
         }
-        lease.release().await;
+        if tokio::time::timeout(RELEASE_WAIT, lease.release()).await.is_err() {
+            tracing::warn!(wait_ms = RELEASE_WAIT.as_millis() as u64, "the store is slow to free the stream's slot; the stream ends without waiting");
+        }
     }
 }

@@ -141,6 +141,18 @@ pub fn bounty_stream<R: FeedReader>(
     }
 }
 
+/// The frames of a stream that cannot start because the store cannot be read: the
+/// `retry:` hint and one `error` frame saying when to come back, with no `id:`, so a
+/// client reconnects with the `Last-Event-ID` it already had.
+pub fn unavailable(settings: &StreamSettings) -> impl Stream<Item = StreamFrame> + Send + 'static {
+    futures_util::stream::iter([
+        StreamFrame::Retry(settings.retry_ms),
+        StreamFrame::Error(ErrorEvent::StoreUnavailable {
+            retry_in_ms: settings.retry_ms,
+        }),
+    ])
+}
+
 impl<R: FeedReader> Subscription<R> {
     /// The subscription, and its `connected` frame.
     fn open(
@@ -527,6 +539,23 @@ mod tests {
         assert_eq!(ids, expected);
         // Paging did not wait a poll interval between pages.
         assert!(bounties.last().expect("some").0 < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_cannot_start_says_when_to_come_back_and_ends_without_an_id() {
+        let frames: Vec<Frame> = unavailable(&settings())
+            .map(|frame| frame.to_sse())
+            .collect()
+            .await;
+        assert_eq!(frames[0], Frame::Retry(2000));
+        assert_eq!(frames.len(), 2);
+        let Frame::Event { event, id, data } = &frames[1] else {
+            panic!("an event: {frames:?}")
+        };
+        assert_eq!((*event, id), ("error", &None));
+        let data: serde_json::Value = serde_json::from_str(data).expect("json");
+        assert_eq!(data["code"], "store_unavailable");
+        assert_eq!(data["retry_in_ms"], 2000);
     }
 
     #[tokio::test(start_paused = true)]

@@ -98,11 +98,32 @@ impl DynamoLocal {
     /// already acknowledged (3 transactions of 6 in a check here), which no real store
     /// does, and a test would then see a loss the function did not cause.
     pub fn stop(&mut self) {
+        // A paused process would keep the TERM pending and never exit.
+        self.unpause();
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the instance (SIGSTOP): connections are still accepted by the kernel,
+    /// but nothing is answered, as a store that hangs rather than refuses.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused instance go on (SIGCONT); nothing it held was lost.
+    pub fn unpause(&mut self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
         }
     }
 

@@ -5,7 +5,8 @@
 //
 // Usage: node eventsource-subscriber.cjs URL WANT TIMEOUT_MS
 // Needs FIREHOSE_NODE_MODULES (the folder holding eventsource/), set by the test.
-// Prints `connected` on every (re)connect, `bounty <id>` per bounty, then `done`.
+// Prints `connected` on every (re)connect, `bounty <id>` per bounty, `error <code>` per
+// error frame, then `done`.
 const path = require("node:path");
 const { EventSource } = require(path.join(process.env.FIREHOSE_NODE_MODULES, "eventsource"));
 
@@ -26,6 +27,11 @@ source.addEventListener("bounty", (event) => {
   if (received >= Number(want)) finish();
 });
 source.addEventListener("error", (event) => {
+  // An `event: error` frame from the server carries data; the stream goes on.
+  if (event.data) {
+    console.log(`error ${JSON.parse(event.data).code}`);
+    return;
+  }
   // A close by the server is an error event followed by a reconnect; a refused
   // connection (4xx) closes the source for good.
   if (source.readyState === EventSource.CLOSED) {
