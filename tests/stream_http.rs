@@ -433,3 +433,83 @@ async fn a_departed_client_ends_its_stream_at_the_next_write() {
     .await;
     let _: () = closed;
 }
+
+/// Never a silent gap: an entry deleted by hand ahead of a stream is waited for (it
+/// could be a commit not yet visible), then skipped after the grace period (30 s) with
+/// an `error` frame that names it, before what follows it is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_deleted_ahead_of_a_stream_is_announced_as_a_gap_then_the_rest_follows() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use firehose::cursor::Position;
+    use firehose::store::FeedHeads;
+
+    let f = Function::on_shared("gap", &[("POLL_INTERVAL_MS", "250")]).await;
+    let (first, connected) = f.subscribe("/api/v1/bounties/stream").await;
+    let cursor = connected["cursor"].as_str().expect("cursor").to_owned();
+    drop(first);
+    let store = f.store(1).await;
+    let head = store.head(0).await.expect("head");
+    let drafts = [
+        common::draft("a", "python"),
+        common::draft("b", "python"),
+        common::draft("c", "python"),
+    ];
+    let published = firehose::publish::append(&store, 0, &drafts)
+        .await
+        .expect("append");
+    let (_, created_ms) = firehose::bounty::id::locate(&published[1].id).expect("our id");
+    let deleted = Position {
+        created_ms,
+        seq: head.seq + 2,
+    };
+    common::dynamo::client(&f.dynamo_endpoint)
+        .await
+        .delete_item()
+        .table_name(&f.table)
+        .key("pk", AttributeValue::S("feed#0".into()))
+        .key("sk", AttributeValue::S(deleted.sort_key()))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await
+        .expect("delete")
+        .attributes
+        .expect("the entry of b was there");
+
+    let mut sub = Subscriber::resuming(f.url("/api/v1/bounties/stream"), &cursor);
+    sub.connect().await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = sub.next(90 * SECOND).await.expect("the stream stays open");
+        match event.event.as_str() {
+            "bounty" => seen.push(format!("bounty {}", bounty_id(&event))),
+            "error" => {
+                let error = json(&event);
+                assert_eq!(
+                    (
+                        &error["code"],
+                        &error["shard"],
+                        &error["first_seq"],
+                        &error["last_seq"]
+                    ),
+                    (
+                        &json!("gap"),
+                        &json!(0),
+                        &json!(deleted.seq),
+                        &json!(deleted.seq)
+                    ),
+                    "{error}"
+                );
+                seen.push("gap".to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            format!("bounty {}", published[0].id),
+            "gap".to_owned(),
+            format!("bounty {}", published[2].id)
+        ]
+    );
+}
