@@ -52,11 +52,9 @@ pub async fn read_batch<R: FeedReader>(
     let mut skipped = Vec::new();
     for (shard, page) in pages.iter_mut().enumerate() {
         if accept_gaps.get(shard).copied().unwrap_or(false) {
-            skipped.extend(
-                skipped_ranges(positions[shard], page)
-                    .into_iter()
-                    .map(|(first, last)| (shard, first, last)),
-            );
+            if let Some((first, last)) = skip_first_gap(positions[shard], page) {
+                skipped.push((shard, first, last));
+            }
         } else {
             gaps[shard] = keep_dense_prefix(positions[shard], page);
         }
@@ -73,17 +71,21 @@ fn successor(after: Position) -> Option<u64> {
     (after.seq > 0 || after.created_ms == 0).then_some(after.seq + 1)
 }
 
-/// The ranges of seqs missing from a page read after `after` (first and last of each).
-fn skipped_ranges(after: Position, page: &Page) -> Vec<(u64, u64)> {
-    let mut expected = successor(after);
-    let mut skipped = Vec::new();
-    for entry in &page.entries {
-        let seq = entry.position.seq;
-        if let Some(next) = expected.filter(|next| seq > *next) {
-            skipped.push((next, seq - 1));
-        }
-        expected = Some(seq + 1);
-    }
+/// Takes the page past the gap that outlived its grace period, and only that one: the
+/// page is cut at any later gap, which gets a grace period of its own from the next
+/// poll. Returns the seqs skipped (first and last), if the page starts past a gap.
+fn skip_first_gap(after: Position, page: &mut Page) -> Option<(u64, u64)> {
+    let first = page.entries.first()?.position;
+    let skipped = successor(after)
+        .filter(|next| first.seq > *next)
+        .map(|next| (next, first.seq - 1));
+    let mut rest = Page {
+        entries: page.entries.split_off(1),
+        more: page.more,
+    };
+    keep_dense_prefix(first, &mut rest);
+    page.entries.append(&mut rest.entries);
+    page.more = rest.more;
     skipped
 }
 
@@ -244,21 +246,28 @@ mod tests {
     }
 
     #[test]
-    fn skipped_ranges_name_every_missing_seq() {
+    fn a_gap_taken_as_it_is_is_named_and_a_later_one_still_waits() {
         let after = Position {
             created_ms: 1,
             seq: 3,
         };
-        let with_gaps = page(vec![entry(1, 5), entry(1, 6), entry(2, 9)], false);
-        assert_eq!(skipped_ranges(after, &with_gaps), [(4, 4), (7, 8)]);
-        let dense = page(vec![entry(1, 4), entry(1, 5)], false);
-        assert!(skipped_ranges(after, &dense).is_empty());
+        let mut with_gaps = page(vec![entry(1, 5), entry(1, 6), entry(2, 9)], true);
+        assert_eq!(skip_first_gap(after, &mut with_gaps), Some((4, 4)));
+        let kept: Vec<u64> = with_gaps.entries.iter().map(|e| e.position.seq).collect();
+        assert_eq!(kept, [5, 6], "cut at the later gap");
+        assert!(!with_gaps.more, "wait a poll for the later gap");
+        let mut dense = page(vec![entry(1, 4), entry(1, 5)], true);
+        assert_eq!(skip_first_gap(after, &mut dense), None);
+        assert_eq!(dense.entries.len(), 2);
+        assert!(dense.more);
         // After a time (`since`) the first entry is not a gap, whatever its seq.
-        let from_since = page(vec![entry(9, 41), entry(9, 43)], false);
+        let mut from_since = page(vec![entry(9, 41), entry(9, 43)], false);
         assert_eq!(
-            skipped_ranges(Position::before_time(9), &from_since),
-            [(42, 42)]
+            skip_first_gap(Position::before_time(9), &mut from_since),
+            None
         );
+        assert_eq!(from_since.entries.len(), 1);
+        assert_eq!(skip_first_gap(after, &mut page(vec![], false)), None);
     }
 
     #[test]

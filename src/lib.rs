@@ -5,11 +5,12 @@
 //!
 //! Data walks one way: request -> [`http`] (parse) -> the core -> typed frames or a
 //! JSON answer -> [`http`] (bytes). The core knows nothing of Lambda or DynamoDB; the
-//! edges do. Each line names the one home of a behaviour of the contract.
+//! edges do. Each line names the one home of a behaviour of the contract (private
+//! modules in plain code, public ones as links).
 //!
 //! The bounty and what a request asks for:
 //! - [`bounty`]: the public bounty and a publish body validated into a draft;
-//!   [`bounty::slug`]: the slug type (categories, tags), checked once;
+//!   `bounty::slug`: the slug type (categories, tags), checked once;
 //!   [`bounty::id`]: bounty ids, which say where their entry is in the log.
 //! - [`query`]: query string -> the stream's filter and start, or the backfill's filter,
 //!   limit and page: every 400 before a stream starts.
@@ -22,8 +23,8 @@
 //! - [`stream`]: the bounded stream, a short `select!` dispatcher over cap, poll and
 //!   heartbeat; [`stream::start`]: where a stream starts (now, `since`, a cursor, the
 //!   look-back rule); [`stream::frame`]: the frames as typed values;
-//!   [`stream::backoff`]: waits while the store fails; [`stream::gaps`]: gaps in a
-//!   shard, waited for, then skipped; [`stream::read_ahead`]: the next page of a burst.
+//!   `stream::backoff`: waits while the store fails; `stream::gaps`: gaps in a
+//!   shard, waited for, then skipped; `stream::read_ahead`: the next page of a burst.
 //! - [`feed`]: reading the log across shards (dense batches in time order) and the
 //!   check that a resumed cursor's entries are still there.
 //! - [`sse`]: Server-Sent Events framing: the wire format and nothing else.
@@ -41,10 +42,10 @@
 //!
 //! The store:
 //! - [`store`]: the small traits the core needs (feed heads, reader, writer,
-//!   idempotency records, stream leases) and their error type; [`store::memory`]: an
+//!   idempotency records, stream leases) and their error type; `store::memory`: an
 //!   in-memory implementation for unit tests of the core.
-//! - [`store::dynamo`]: the DynamoDB implementation: [`store::dynamo::feed`] (the log),
-//!   [`store::dynamo::idempotency`] (claims), [`store::dynamo::leases`] (stream slots),
+//! - [`store::dynamo`]: the DynamoDB implementation: `store::dynamo::feed` (the log),
+//!   `store::dynamo::idempotency` (claims), `store::dynamo::leases` (stream slots),
 //!   [`store::dynamo::schema`] (the table).
 //!
 //! The HTTP edge:
@@ -53,10 +54,10 @@
 //!   [`http::cors`]; [`http::access_log`]: one line per request (a stream's at its
 //!   end); [`http::client_ip`]: who the client is; [`http::limits`]: 414 and 431;
 //!   [`http::body`]: the response body type.
-//! - Thin handlers: [`http::stream`], [`http::tasks`] (backfill and lookup),
-//!   [`http::publish`], [`http::stream_cap`] (admission and holding the lease).
+//! - Thin handlers: `http::stream`, `http::tasks` (backfill and lookup),
+//!   `http::publish`, `http::stream_cap` (admission and holding the lease).
 //! - [`http::sse`]: a stream answer assembled in one place (typed frames counted, then
-//!   encoded); [`http::writes`]: frames ready together leave as one write.
+//!   encoded); `http::writes`: frames ready together leave as one write.
 //! - [`logging`]: log setup, and the rule that keeps request headers out of logs.
 //! - `src/main.rs`: wiring: config -> DynamoDB client -> router -> runtime.
 //! - `src/bin/firehose-admin.rs`: creates the table and seeds demo bounties (local use).

@@ -15,7 +15,8 @@ use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::cursor::{Position, MAX_CREATED_MS};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::store::{
-    AppendError, FeedWriter, IdempotencyClaim, IdempotencyRecords, LogEntry, StoreError,
+    AppendError, FeedWriter, IdempotencyClaim, IdempotencyRecord, IdempotencyRecords, LogEntry,
+    StoreError,
 };
 use crate::{timefmt, InputError};
 
@@ -36,9 +37,19 @@ pub enum PublishError {
     /// The idempotency key was claimed by another request first.
     #[error("the idempotency key is already claimed")]
     Claimed,
-    /// The request itself was refused (its body, or a reused idempotency key).
+}
+
+/// Why a publish request got no bounty: the request was refused, the store could not
+/// say whether its idempotency key was used, or the append failed (nothing written).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishRequestError {
     #[error(transparent)]
     Invalid(#[from] InputError),
+    /// Reading an idempotency claim failed: whether the key was used is unknown.
+    #[error(transparent)]
+    Lookup(StoreError),
+    #[error(transparent)]
+    Append(#[from] PublishError),
 }
 
 /// A publish that was answered: the bounty, and whether an earlier request with the
@@ -72,14 +83,15 @@ pub async fn publish<W: FeedWriter + IdempotencyRecords>(
     publisher: &[u8],
     key: Option<IdempotencyKey>,
     body: &[u8],
-) -> Result<Published, PublishError> {
+) -> Result<Published, PublishRequestError> {
     let shard = pick_shard(store.shard_count());
-    let idempotent = key.is_some();
     let published = match key {
         None => {
             let draft = BountyDraft::from_json(body, Utc::now())?;
             let mut appended = append(store, shard, &[draft]).await?;
-            Published::created(appended.pop().ok_or(PublishError::BatchSize(0))?)
+            let bounty = appended.pop().ok_or(PublishError::BatchSize(0))?;
+            tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, "bounty published");
+            Published::created(bounty)
         }
         Some(key) => {
             // Parsed once: hashed for the claim, then validated if the key is new.
@@ -88,12 +100,6 @@ pub async fn publish<W: FeedWriter + IdempotencyRecords>(
             publish_once(store, shard, &claim, request, Utc::now()).await?
         }
     };
-    let bounty = &published.bounty;
-    if published.replayed {
-        tracing::info!(id = %bounty.id, "idempotent replay");
-    } else {
-        tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, idempotent, "bounty published");
-    }
     Ok(published)
 }
 
@@ -105,28 +111,48 @@ async fn publish_once<W: FeedWriter + IdempotencyRecords>(
     claim: &IdempotencyClaim,
     request: Value,
     now: DateTime<Utc>,
-) -> Result<Published, PublishError> {
+) -> Result<Published, PublishRequestError> {
     // A key seen before answers from its record, without validating the body again
     // (its deadline may have passed since).
-    if let Some(record) = store.idempotency_record(&claim.key_hash).await? {
-        return Ok(Published::replayed(idempotency::replay(claim, record)?));
+    let seen = store
+        .idempotency_record(&claim.key_hash)
+        .await
+        .map_err(PublishRequestError::Lookup)?;
+    if let Some(record) = seen {
+        return replayed(claim, record);
     }
     let draft = BountyDraft::from_value(request, now)?;
     match append_claimed(store, shard, draft, claim).await {
-        Ok(bounty) => Ok(Published::created(bounty)),
+        Ok(bounty) => {
+            tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, idempotent = true, "bounty published");
+            Ok(Published::created(bounty))
+        }
         Err(PublishError::Claimed) => {
             // A racing request with the same key committed first: answer as it did.
             let record = store
                 .idempotency_record(&claim.key_hash)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: "idempotency claim".into(),
-                    detail: "claimed but not readable".into(),
-                })?;
-            Ok(Published::replayed(idempotency::replay(claim, record)?))
+                .await
+                .and_then(|record| {
+                    record.ok_or_else(|| StoreError::Corrupt {
+                        key: "idempotency claim".into(),
+                        detail: "claimed but not readable".into(),
+                    })
+                })
+                .map_err(PublishRequestError::Lookup)?;
+            replayed(claim, record)
         }
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     }
+}
+
+/// The answer from a claim's record (or 422 if the request differs).
+fn replayed(
+    claim: &IdempotencyClaim,
+    record: IdempotencyRecord,
+) -> Result<Published, PublishRequestError> {
+    let bounty = idempotency::replay(claim, record)?;
+    tracing::info!(id = %bounty.id, "idempotent replay");
+    Ok(Published::replayed(bounty))
 }
 
 /// Picks the shard for a new append: uniform, so load spreads evenly.

@@ -164,6 +164,14 @@ mod tests {
         let mut counts = Counts::default();
         for frame in [
             StreamFrame::Retry(2000),
+            StreamFrame::Connected(crate::stream::Connected {
+                filter: crate::filter::Filter::default(),
+                server_time: chrono::Utc::now(),
+                cursor: cursor.clone(),
+                resumed: false,
+                closes_at: chrono::Utc::now(),
+                heartbeat_ms: 15_000,
+            }),
             StreamFrame::Heartbeat,
             StreamFrame::Bounty {
                 cursor: cursor.clone(),
@@ -184,7 +192,7 @@ mod tests {
         assert_eq!(
             counts,
             Counts {
-                events: 4,
+                events: 5,
                 bounties: 2,
                 errors: 1
             }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::body::ResponseBody;
 use crate::feed::ResumeError;
-use crate::publish::PublishError;
+use crate::publish::{PublishError, PublishRequestError};
 use crate::store::StoreError;
 use crate::InputError;
 
@@ -35,16 +35,17 @@ pub enum ApiError {
     TooManyStreams { limit: u32, retry_after_s: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A publish that failed in the store (a refused request becomes [`ApiError::Input`]).
+    /// An append that failed: nothing was written.
     #[error(transparent)]
-    Publish(PublishError),
+    Publish(#[from] PublishError),
 }
 
-impl From<PublishError> for ApiError {
-    fn from(err: PublishError) -> Self {
+impl From<PublishRequestError> for ApiError {
+    fn from(err: PublishRequestError) -> Self {
         match err {
-            PublishError::Invalid(err) => ApiError::Input(err),
-            other => ApiError::Publish(other),
+            PublishRequestError::Invalid(err) => ApiError::Input(err),
+            PublishRequestError::Lookup(err) => ApiError::Store(err),
+            PublishRequestError::Append(err) => ApiError::Publish(err),
         }
     }
 }
@@ -88,10 +89,9 @@ impl ApiError {
             | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            // `Invalid` never gets here: `From<PublishError>` makes it `Input`.
-            ApiError::Publish(
-                PublishError::BatchSize(_) | PublishError::Claimed | PublishError::Invalid(_),
-            ) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Publish(PublishError::BatchSize(_) | PublishError::Claimed) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -159,9 +159,7 @@ impl ApiError {
             ApiError::Publish(err) => {
                 tracing::error!(error = %err, "publish failed");
                 match err {
-                    PublishError::BatchSize(_)
-                    | PublishError::Claimed
-                    | PublishError::Invalid(_) => {
+                    PublishError::BatchSize(_) | PublishError::Claimed => {
                         ("internal", None, "internal error".into())
                     }
                     _ => (

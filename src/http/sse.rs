@@ -1,6 +1,6 @@
 //! A stream answer, assembled in one place like axum's `Sse`: the endpoint hands over
 //! typed frames ([`StreamFrame`]); the access log counts them as they pass; only then
-//! do they become bytes, joined into writes ([`super::writes`]) and sent with the
+//! do they become bytes, joined into writes (`http::writes`) and sent with the
 //! stream's headers.
 
 use std::pin::Pin;

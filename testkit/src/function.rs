@@ -82,13 +82,6 @@ impl Launch {
         self
     }
 
-    /// Ready once a GET of `path_and_query` answers `status`.
-    pub fn ready_when(mut self, path_and_query: &str, status: u16) -> Launch {
-        self.ready_path = path_and_query.to_owned();
-        self.ready_status = status;
-        self
-    }
-
     /// How long the function may take to be ready (its build included).
     pub fn ready_within(mut self, limit: Duration) -> Launch {
         self.ready_within = limit;
