@@ -217,3 +217,86 @@ async fn a_departed_subscriber_costs_no_store_request_after_its_next_heartbeat()
         "the stream ended because its client left"
     );
 }
+
+/// The titles of every bounty in the log (read straight from DynamoDB Local).
+async fn titles_in_log(store: &DynamoFeedStore) -> Vec<String> {
+    use firehose::cursor::Position;
+    use firehose::store::FeedReader;
+    let page = store
+        .read_after(0, Position::START, 100)
+        .await
+        .expect("a direct read");
+    page.entries
+        .into_iter()
+        .map(|entry| entry.bounty.title)
+        .collect()
+}
+
+/// A publish whose transaction committed but whose answer was lost is never appended a
+/// second time, and is answered 201 with the one bounty: the first answer is held past
+/// the SDK's attempt timeout (3 s), the SDK's retry is answered
+/// `TransactionInProgressException` (as DynamoDB answers a resend of a transaction
+/// still running), then the function sends the same transaction again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_answered_late_then_in_progress_creates_one_bounty_and_says_so() {
+    let rig = rig("publish-in-progress", &[]).await;
+    rig.proxy.script(
+        "TransactWriteItems",
+        [
+            Fault::Delay(Duration::from_secs(4)),
+            Fault::TransactionInProgress,
+        ],
+    );
+    let (status, bounty) = rig
+        .function
+        .try_publish(&common::bounty_body("once", "python", 100, &[]))
+        .await;
+    assert_eq!(status, 201, "{bounty}");
+    assert_eq!(titles_in_log(&rig.direct).await, ["once"]);
+    let sends = rig.proxy.counts()["TransactWriteItems"];
+    assert!(sends >= 3, "held, in progress, then sent again: {sends}");
+}
+
+/// Every answer to the append lost (each held past the attempt timeout): the function
+/// looks before it answers, finds its entry, and says 201; one bounty exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_every_answer_is_lost_creates_one_bounty_and_says_so() {
+    let rig = rig("publish-all-held", &[]).await;
+    rig.proxy.script(
+        "TransactWriteItems",
+        [Fault::Delay(Duration::from_secs(4)); 12],
+    );
+    let (status, bounty) = rig
+        .function
+        .try_publish(&common::bounty_body("held", "python", 100, &[]))
+        .await;
+    assert_eq!(status, 201, "{bounty}");
+    assert_eq!(titles_in_log(&rig.direct).await, ["held"]);
+    assert!(
+        rig.proxy.counts()["GetItem"] >= 1,
+        "looked for the entry before answering"
+    );
+}
+
+/// Every send of the append lost before it reached the store: nothing was written,
+/// and the answer says so (503); the next publish goes through as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_never_reaches_the_store_answers_503_and_writes_nothing() {
+    let rig = rig("publish-dropped", &[]).await;
+    rig.proxy
+        .script("TransactWriteItems", [Fault::DropConnection; 12]);
+    let (status, body) = rig
+        .function
+        .try_publish(&common::bounty_body("lost", "python", 100, &[]))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert!(titles_in_log(&rig.direct).await.is_empty());
+    rig.proxy.script("TransactWriteItems", []);
+    let (status, body) = rig
+        .function
+        .try_publish(&common::bounty_body("next", "python", 100, &[]))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(titles_in_log(&rig.direct).await, ["next"]);
+}

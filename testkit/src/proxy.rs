@@ -16,7 +16,7 @@
 //! over one pair of sockets, and every fault is a branch of it; split across files,
 //! a reader would follow one request through all of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -45,6 +45,9 @@ pub enum Fault {
     ServerError,
     /// Read it, then close the connection without answering.
     DropConnection,
+    /// 400 `TransactionInProgressException`, as DynamoDB answers a resend of a
+    /// transaction (same `ClientRequestToken`) that is still running.
+    TransactionInProgress,
 }
 
 /// One request the proxy saw.
@@ -82,6 +85,8 @@ struct Shared {
 
 struct State {
     fault: Fault,
+    /// Per operation: the faults of its next requests, before the standing one.
+    scripts: BTreeMap<String, VecDeque<Fault>>,
     seen: Vec<Seen>,
 }
 
@@ -107,6 +112,7 @@ impl Proxy {
                 .to_owned(),
             state: Mutex::new(State {
                 fault: Fault::None,
+                scripts: BTreeMap::new(),
                 seen: Vec::new(),
             }),
             cut: watch::channel(0).0,
@@ -126,6 +132,16 @@ impl Proxy {
     /// How each request is answered from now on.
     pub fn set_fault(&self, fault: Fault) {
         self.shared.state().fault = fault;
+    }
+
+    /// How the next requests of one DynamoDB `operation` (`TransactWriteItems`...) are
+    /// answered, one fault each, in order; after them, the standing fault again. It
+    /// replaces what was left of that operation's script (an empty one clears it).
+    pub fn script(&self, operation: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.shared
+            .state()
+            .scripts
+            .insert(operation.to_owned(), faults.into_iter().collect());
     }
 
     /// Every request seen so far, in order.
@@ -375,7 +391,12 @@ async fn requests(
 
         let fault = {
             let mut state = shared.state();
-            let fault = state.fault;
+            let standing = state.fault;
+            let fault = state
+                .scripts
+                .get_mut(&head.operation)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(standing);
             state.seen.push(Seen {
                 at: Instant::now(),
                 method: head.method,
@@ -434,6 +455,10 @@ async fn requests(
             Fault::ServerError => Answer::Canned(
                 "500 Internal Server Error",
                 r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error (test proxy)"}"#,
+            ),
+            Fault::TransactionInProgress => Answer::Canned(
+                "400 Bad Request",
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","message":"The transaction with the given request token is already in progress. (test proxy)"}"#,
             ),
         };
         // Answered here: the request is read in full (a socket closed with bytes
@@ -622,6 +647,34 @@ mod tests {
             assert_eq!(proxy.counts()["Query"], 2);
             assert_eq!(proxy.requests_to("POST", "/"), 3);
         }
+    }
+
+    #[tokio::test]
+    async fn a_script_answers_the_next_requests_of_one_operation_then_the_standing_fault() {
+        let proxy = Proxy::start(&upstream().await).await.expect("proxy");
+        let mut socket = connect(&proxy).await;
+        proxy.script(
+            "TransactWriteItems",
+            [Fault::TransactionInProgress, Fault::ServerError],
+        );
+        let query = exchange(&mut socket, &request("Query", "{}"), 5).await;
+        assert!(query.starts_with("HTTP/1.1 200 OK"), "{query}");
+        let first = exchange(&mut socket, &request("TransactWriteItems", "{}"), 5).await;
+        assert!(first.contains("TransactionInProgressException"), "{first}");
+        let second = exchange(&mut socket, &request("TransactWriteItems", "{}"), 5).await;
+        assert!(second.starts_with("HTTP/1.1 500"), "{second}");
+        let third = exchange(&mut socket, &request("TransactWriteItems", "{}"), 5).await;
+        assert!(third.starts_with("HTTP/1.1 200 OK"), "{third}");
+        let faults: Vec<Fault> = proxy.seen().into_iter().map(|s| s.fault).collect();
+        assert_eq!(
+            faults,
+            [
+                Fault::None,
+                Fault::TransactionInProgress,
+                Fault::ServerError,
+                Fault::None
+            ]
+        );
     }
 
     #[tokio::test]

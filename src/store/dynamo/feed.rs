@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
@@ -218,41 +219,147 @@ impl FeedWriter for DynamoFeedStore {
             items.push(TransactWriteItem::builder().put(put).build());
         }
         let claim_index = claim.map(|_| items.len() - 1);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) => {
-                let lost_race = match err.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                        let reasons = cancelled.cancellation_reasons();
-                        // Reasons come in item order; the claim is the last item.
-                        let claim_taken = claim_index
-                            .and_then(|index| reasons.get(index))
-                            .is_some_and(|reason| reason.code() == Some("ConditionalCheckFailed"));
-                        if claim_taken {
-                            return Err(AppendError::Claimed);
-                        }
-                        reasons.iter().any(|reason| {
-                            matches!(
-                                reason.code(),
-                                Some("ConditionalCheckFailed" | "TransactionConflict")
-                            )
-                        })
+        // One token for every send of this transaction: DynamoDB treats a resend with
+        // the same token as the same transaction (for 10 minutes), so a resend after a
+        // lost answer cannot append the entries a second time.
+        let token = ulid::Ulid::new().to_string();
+        let mut unsure: Option<String> = None;
+        for send in 0..SENDS {
+            if send > 0 {
+                tokio::time::sleep(RESEND_WAIT * (1 << (send - 1))).await;
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            match outcome(result, claim_index) {
+                Outcome::Committed => return Ok(()),
+                Outcome::Refused(err) => {
+                    if unsure.is_none() {
+                        return Err(err);
                     }
-                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
-                    _ => false,
-                };
-                if lost_race {
-                    Err(AppendError::HeadMoved)
-                } else {
-                    Err(AppendError::Store(unavailable("TransactWriteItems", err)))
+                    // An earlier send may have committed: this refusal can be our own
+                    // entries seen again (a store that does not honour the token).
+                    return match self.committed(shard, &entries).await? {
+                        true => Ok(()),
+                        false => Err(err),
+                    };
+                }
+                Outcome::Unknown(detail) => {
+                    tracing::warn!(shard, send, error = %detail, "append outcome unknown; sending the same transaction again");
+                    unsure = Some(detail);
                 }
             }
         }
+        // Still unknown: look before answering.
+        if self.committed(shard, &entries).await? {
+            return Ok(());
+        }
+        Err(AppendError::Store(StoreError::Unavailable {
+            operation: "TransactWriteItems",
+            detail: format!(
+                "no answer after {SENDS} sends, and the entries are not in the log: {}",
+                unsure.unwrap_or_default()
+            ),
+        }))
+    }
+}
+
+/// Sends of one append transaction (the SDK's own retries come on top of each).
+const SENDS: u32 = 3;
+/// The wait before the second send; it doubles before each next one.
+const RESEND_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What a send of an append transaction says about it.
+enum Outcome {
+    Committed,
+    /// Not committed, for sure (as far as this send knows).
+    Refused(AppendError),
+    /// It may or may not have committed: a timeout, a lost connection, a 5xx, or
+    /// DynamoDB still running an earlier send of it (`TransactionInProgress`).
+    Unknown(String),
+}
+
+fn outcome<R: std::fmt::Debug + Send + Sync + 'static>(
+    result: Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        SdkError<TransactWriteItemsError, R>,
+    >,
+    claim_index: Option<usize>,
+) -> Outcome {
+    let err = match result {
+        Ok(_) => return Outcome::Committed,
+        Err(err) => err,
+    };
+    match &err {
+        SdkError::ServiceError(service) => match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                let reasons = cancelled.cancellation_reasons();
+                // Reasons come in item order; the claim is the last item.
+                let claim_taken = claim_index
+                    .and_then(|index| reasons.get(index))
+                    .is_some_and(|reason| reason.code() == Some("ConditionalCheckFailed"));
+                if claim_taken {
+                    return Outcome::Refused(AppendError::Claimed);
+                }
+                let lost_race = reasons.iter().any(|reason| {
+                    matches!(
+                        reason.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                });
+                if lost_race {
+                    Outcome::Refused(AppendError::HeadMoved)
+                } else {
+                    Outcome::Refused(AppendError::Store(unavailable("TransactWriteItems", err)))
+                }
+            }
+            TransactWriteItemsError::TransactionInProgressException(_)
+            | TransactWriteItemsError::InternalServerError(_) => {
+                Outcome::Unknown(DisplayErrorContext(&err).to_string())
+            }
+            // Throttled, invalid, or refused otherwise: not executed.
+            _ => Outcome::Refused(AppendError::Store(unavailable("TransactWriteItems", err))),
+        },
+        // The request may have reached DynamoDB and committed; its answer was lost.
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
+            Outcome::Unknown(DisplayErrorContext(&err).to_string())
+        }
+        _ => Outcome::Refused(AppendError::Store(unavailable("TransactWriteItems", err))),
+    }
+}
+
+impl DynamoFeedStore {
+    /// Whether the first of `entries` is in the log as ours (its id at its position),
+    /// read consistently: the way to find out what happened to an append whose answer
+    /// was lost.
+    async fn committed(&self, shard: usize, entries: &[LogEntry]) -> Result<bool, AppendError> {
+        let Some(first) = entries.first() else {
+            return Ok(true);
+        };
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(feed_pk(shard)))
+            .key("sk", s(first.position.sort_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| AppendError::Store(unavailable("GetItem", err)))?;
+        let ours = item
+            .item()
+            .and_then(|item| string(item, "id"))
+            .is_some_and(|id| id == first.bounty.id);
+        tracing::info!(
+            shard,
+            seq = first.position.seq,
+            ours,
+            "looked for an append whose answer was lost"
+        );
+        Ok(ours)
     }
 }
