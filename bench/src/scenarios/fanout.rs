@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::{fresh_table, latencies, random_gap, Bench};
-use crate::client::{bounty_body, collect, publish, subscribe};
+use super::{fresh_table, latencies, publish_spread, Bench};
+use crate::client::{collect, subscribe};
 use crate::stats::Summary;
-use crate::{BoxError, BENCH_KEY};
+use crate::BoxError;
 
 pub struct FanoutResult {
     pub streams: usize,
@@ -36,19 +36,7 @@ pub async fn run(bench: &Bench) -> Result<FanoutResult, BoxError> {
             Duration::from_secs(180 + n as u64 / 5),
         )));
     }
-    let mut published = Vec::with_capacity(n);
-    for i in 0..n {
-        random_gap(Duration::from_millis(40)).await;
-        published.push(
-            publish(
-                &bench.http,
-                &function.base,
-                BENCH_KEY,
-                &bounty_body(i, "bench"),
-            )
-            .await?,
-        );
-    }
+    let published = publish_spread(bench, &function, n, Duration::from_millis(40)).await?;
     let mut samples = Vec::new();
     let mut missing = 0;
     let mut duplicates = 0;

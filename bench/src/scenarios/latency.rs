@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::{fresh_table, latencies, random_gap, Bench};
-use crate::client::{bounty_body, collect, publish, subscribe};
+use super::{fresh_table, latencies, publish_spread, Bench};
+use crate::client::{collect, subscribe};
 use crate::stats::Summary;
-use crate::{BoxError, BENCH_KEY};
+use crate::BoxError;
 
 pub struct LatencyResult {
     pub poll_ms: u64,
@@ -33,19 +33,7 @@ pub async fn run(bench: &Bench, poll_ms: u64) -> Result<LatencyResult, BoxError>
     )
     .await?;
     let collector = tokio::spawn(collect(events, n, Duration::from_secs(120 + n as u64)));
-    let mut published = Vec::with_capacity(n);
-    for i in 0..n {
-        random_gap(Duration::from_millis(100)).await;
-        published.push(
-            publish(
-                &bench.http,
-                &function.base,
-                BENCH_KEY,
-                &bounty_body(i, "bench"),
-            )
-            .await?,
-        );
-    }
+    let published = publish_spread(bench, &function, n, Duration::from_millis(100)).await?;
     let received = collector.await?;
     let mut samples = Vec::new();
     let missing = latencies(&published, &received, &mut samples);

@@ -101,6 +101,30 @@ pub async fn random_gap(mean: Duration) {
     tokio::time::sleep(mean.mul_f64(2.0 * fastrand::f64())).await;
 }
 
+/// Publishes `n` bench bounties one by one, `random_gap(mean_gap)` apart; returns each
+/// id with when its 201 was read.
+pub async fn publish_spread(
+    bench: &Bench,
+    function: &Function,
+    n: usize,
+    mean_gap: Duration,
+) -> Result<Vec<(String, Instant)>, BoxError> {
+    let mut published = Vec::with_capacity(n);
+    for i in 0..n {
+        random_gap(mean_gap).await;
+        published.push(
+            client::publish(
+                &bench.http,
+                &function.base,
+                BENCH_KEY,
+                &client::bounty_body(i, "bench"),
+            )
+            .await?,
+        );
+    }
+    Ok(published)
+}
+
 /// Publish-to-receipt times of `published` at one subscriber; ids it never got are
 /// counted as missing. A receipt before the publish answer arrived counts as 0.
 pub fn latencies(
