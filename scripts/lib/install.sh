@@ -1,11 +1,16 @@
 # shellcheck shell=bash
 # Installs into .local/ of what the scripts need: Java, DynamoDB Local, the npm
-# eventsource client, and a Python venv with cargo-lambda, cfn-lint, schemathesis, mcp.
+# eventsource client, a Python venv with cargo-lambda, cfn-lint, schemathesis, mcp, and
+# one with the SAM translator.
 # Part of scripts/lib.sh, which sets the paths it uses and sources it: source that.
 
 DYNAMODB_LOCAL_NPM_VERSION="${DYNAMODB_LOCAL_NPM_VERSION:-10.3.0}"
 CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 CFN_LINT_VERSION="${CFN_LINT_VERSION:-1.58.0}"
+# The SAM transform CloudFormation runs on template.yaml (cfn-lint 1.x no longer
+# includes it); tests/template_transform.rs runs it. PyYAML: its YAML loader needs it.
+AWS_SAM_TRANSLATOR_VERSION="${AWS_SAM_TRANSLATOR_VERSION:-1.115.0}"
+SAM_PYYAML_VERSION="6.0.3"
 SCHEMATHESIS_VERSION="4.32.5"
 
 _java_major() {
@@ -115,11 +120,35 @@ ensure_cargo_lambda() {
   use_venv_path
 }
 
-# ensure_cfn_lint: .local/venv/bin/cfn-lint.
+# ensure_cfn_lint: .local/venv/bin/cfn-lint, and the SAM translator (the other check of
+# template.yaml, see ensure_sam_translator).
 ensure_cfn_lint() {
   _ensure_pip_package cfn-lint "$CFN_LINT_VERSION"
   [[ -x "$VENV_DIR/bin/cfn-lint" ]] || die "cfn-lint missing from .local/venv/bin"
   use_venv_path
+  ensure_sam_translator >/dev/null
+}
+
+# ensure_sam_translator: aws-sam-translator in a venv of its own, .local/sam-venv, since
+# it pins pydantic to one minor version, which the mcp package in .local/venv may
+# outgrow. Prints that venv's python.
+ensure_sam_translator() {
+  local venv="$LOCAL_DIR/sam-venv" have
+  if [[ ! -x "$venv/bin/python" ]]; then
+    command -v python3 >/dev/null 2>&1 || die "python3 is required"
+    info "creating Python venv in .local/sam-venv"
+    run_quiet "$LOG_DIR/sam-venv.log" python3 -m venv "$venv"
+  fi
+  have="$("$venv/bin/python" -c \
+    'import importlib.metadata as m; print(m.version("aws-sam-translator"), m.version("PyYAML"))' \
+    2>/dev/null || true)"
+  if [[ "$have" != "$AWS_SAM_TRANSLATOR_VERSION $SAM_PYYAML_VERSION" ]]; then
+    info "installing aws-sam-translator $AWS_SAM_TRANSLATOR_VERSION into .local/sam-venv"
+    run_quiet "$LOG_DIR/pip-aws-sam-translator.log" "$venv/bin/python" -m pip install \
+      --disable-pip-version-check --no-input -q \
+      "aws-sam-translator==$AWS_SAM_TRANSLATOR_VERSION" "pyyaml==$SAM_PYYAML_VERSION"
+  fi
+  printf '%s\n' "$venv/bin/python"
 }
 
 # ensure_schemathesis: schemathesis (OpenAPI conformance fuzzing) in .local/venv.
