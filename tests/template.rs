@@ -1,5 +1,6 @@
 //! `template.yaml` declares the same table `firehose-admin create-table` creates
-//! locally, and the settings the function reads.
+//! locally, and the settings the functions read. What the SAM transform makes of it, in
+//! each compute mode: tests/template_transform.rs.
 
 use firehose::store::dynamo::schema;
 use serde_yaml::Value;
@@ -75,70 +76,155 @@ fn the_table_matches_the_schema_the_code_creates() {
     );
 }
 
+/// The functions of the template, by logical id.
+fn functions(template: &Value) -> Vec<(&str, &Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(name, resource)| (name.as_str().expect("logical id"), resource))
+        .collect()
+}
+
+/// A function's property as SAM applies it: the function's own, else Globals.Function's.
+fn property<'a>(template: &'a Value, function: &'a Value, name: &str) -> &'a Value {
+    function["Properties"]
+        .get(name)
+        .unwrap_or(&template["Globals"]["Function"][name])
+}
+
+/// The DynamoDB actions a function's policies allow, sorted.
+fn dynamodb_actions(function: &Value) -> Vec<String> {
+    let text = serde_yaml::to_string(&function["Properties"]["Policies"]).expect("Policies");
+    let mut actions: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| w.contains("dynamodb:"))
+        .map(|w| {
+            w.trim_matches(|c| c == '\'' || c == '"' || c == '-' || c == ',')
+                .to_owned()
+        })
+        .collect();
+    actions.sort();
+    actions.dedup();
+    actions
+}
+
 #[test]
-fn the_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
+fn every_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
     let template = template();
-    let functions = resources_of_type(&template, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 1);
-    let function = &functions[0]["Properties"];
+    let functions = functions(&template);
+    let mut names: Vec<&str> = functions.iter().map(|(name, _)| *name).collect();
+    names.sort();
     assert_eq!(
-        function["FunctionUrlConfig"]["InvokeMode"].as_str(),
-        Some("RESPONSE_STREAM")
+        names,
+        ["FirehoseFunction", "FirehoseManagedFunction"],
+        "the classic stream function and its managed-instances twin"
     );
-    assert_eq!(
-        function["FunctionUrlConfig"]["AuthType"].as_str(),
-        Some("NONE")
-    );
-    assert_eq!(function["Runtime"].as_str(), Some("provided.al2023"));
-    assert_eq!(function["Architectures"][0].as_str(), Some("arm64"));
-    assert_eq!(function["MemorySize"].as_u64(), Some(128));
-    let timeout = function["Timeout"].as_u64().expect("Timeout");
     let cap_max = template["Parameters"]["StreamMaxSeconds"]["MaxValue"]
         .as_u64()
         .expect("StreamMaxSeconds MaxValue");
-    assert!(
-        timeout > cap_max,
-        "timeout {timeout} must exceed the largest cap {cap_max}"
-    );
-
-    let env = function["Environment"]["Variables"]
-        .as_mapping()
-        .expect("Environment");
-    for name in [
-        "TABLE_NAME",
-        "POLL_INTERVAL_MS",
-        "HEARTBEAT_SECONDS",
-        "STREAM_MAX_SECONDS",
-        "LOOKBACK_SECONDS",
-        "FEED_SHARDS",
-        "MAX_STREAMS_PER_CLIENT",
-        "STREAM_LEASE_GRACE_SECONDS",
-        "PUBLISH_API_KEY_SHA256",
-    ] {
-        assert!(env.contains_key(name), "the template sets {name}");
+    for (name, function) in &functions {
+        let url = &function["Properties"]["FunctionUrlConfig"];
+        assert_eq!(
+            url["InvokeMode"].as_str(),
+            Some("RESPONSE_STREAM"),
+            "{name}"
+        );
+        assert_eq!(url["AuthType"].as_str(), Some("NONE"), "{name}");
+        assert!(
+            url.get("Cors").is_none(),
+            "{name}: the function sends its own CORS headers; a URL Cors would double them"
+        );
+        let runtime = property(&template, function, "Runtime");
+        assert_eq!(runtime.as_str(), Some("provided.al2023"), "{name}");
+        let architecture = &property(&template, function, "Architectures")[0];
+        assert_eq!(architecture.as_str(), Some("arm64"), "{name}");
+        let timeout = property(&template, function, "Timeout")
+            .as_u64()
+            .expect("Timeout");
+        assert!(
+            timeout > cap_max,
+            "{name}: timeout {timeout} must exceed the largest cap {cap_max}"
+        );
+        let env = property(&template, function, "Environment")["Variables"]
+            .as_mapping()
+            .expect("Environment");
+        for variable in [
+            "TABLE_NAME",
+            "POLL_INTERVAL_MS",
+            "HEARTBEAT_SECONDS",
+            "STREAM_MAX_SECONDS",
+            "LOOKBACK_SECONDS",
+            "FEED_SHARDS",
+            "MAX_STREAMS_PER_CLIENT",
+            "STREAM_LEASE_GRACE_SECONDS",
+            "PUBLISH_API_KEY_SHA256",
+        ] {
+            assert!(
+                env.contains_key(variable),
+                "{name}: the template sets {variable}"
+            );
+        }
+        assert!(
+            !env.contains_key("AWS_LAMBDA_MAX_CONCURRENCY"),
+            "{name}: the platform sets AWS_LAMBDA_MAX_CONCURRENCY, from the capacity provider config"
+        );
+        // Exactly the DynamoDB actions the store uses.
+        assert_eq!(
+            dynamodb_actions(function),
+            [
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:UpdateItem"
+            ],
+            "{name}"
+        );
     }
     assert_eq!(
         template["Parameters"]["PublishApiKeySha256"]["NoEcho"].as_bool(),
         Some(true)
     );
+}
 
-    // Exactly the DynamoDB actions the store uses.
-    let text = serde_yaml::to_string(&function["Policies"]).expect("Policies");
-    let mut actions: Vec<&str> = text
-        .split_whitespace()
-        .filter(|w| w.contains("dynamodb:"))
-        .map(|w| w.trim_matches(|c| c == '\'' || c == '"' || c == '-' || c == ','))
-        .collect();
-    actions.sort();
-    actions.dedup();
+#[test]
+fn the_functions_are_one_binary_with_one_configuration() {
+    let template = template();
+    for (name, function) in functions(&template) {
+        for shared in ["CodeUri", "Handler", "Runtime", "Environment", "Timeout"] {
+            assert!(
+                function["Properties"].get(shared).is_none(),
+                "{name} sets its own {shared}; every function takes it from Globals"
+            );
+        }
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name}"
+        );
+        assert_eq!(
+            function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+            Some("firehose-lambda"),
+            "{name}: the binary that serves every route"
+        );
+    }
     assert_eq!(
-        actions,
-        [
-            "dynamodb:DeleteItem",
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:Query",
-            "dynamodb:UpdateItem"
-        ]
+        template["Globals"]["Function"]["CodeUri"].as_str(),
+        Some(".")
     );
+}
+
+#[test]
+fn the_memory_fits_each_compute_mode() {
+    let template = template();
+    let memory = |name: &str| {
+        template["Resources"][name]["Properties"]["MemorySize"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} MemorySize"))
+    };
+    // Classic as it was; Managed Instances run nothing below 2 GiB.
+    assert_eq!(memory("FirehoseFunction"), 128);
+    assert!(memory("FirehoseManagedFunction") >= 2048);
 }
