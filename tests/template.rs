@@ -118,8 +118,12 @@ fn every_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
     names.sort();
     assert_eq!(
         names,
-        ["FirehoseFunction", "FirehoseManagedFunction"],
-        "the classic stream function and its managed-instances twin"
+        [
+            "FirehoseFunction",
+            "FirehoseManagedFunction",
+            "PublishFunction"
+        ],
+        "the classic stream function, its managed-instances twin, the publish function"
     );
     let cap_max = template["Parameters"]["StreamMaxSeconds"]["MaxValue"]
         .as_u64()
@@ -227,4 +231,30 @@ fn the_memory_fits_each_compute_mode() {
     // Classic as it was; Managed Instances run nothing below 2 GiB.
     assert_eq!(memory("FirehoseFunction"), 128);
     assert!(memory("FirehoseManagedFunction") >= 2048);
+    assert_eq!(memory("PublishFunction"), 128);
+}
+
+#[test]
+fn publishing_has_its_own_url_and_a_reservation_parameter() {
+    let template = template();
+    let publish = &template["Resources"]["PublishFunction"];
+    assert!(
+        publish.get("Condition").is_none(),
+        "the publish function exists in both compute modes"
+    );
+    let reserved = serde_yaml::to_string(&publish["Properties"]["ReservedConcurrentExecutions"])
+        .expect("ReservedConcurrentExecutions");
+    assert!(
+        reserved.contains("PublishReservedConcurrency"),
+        "reserved concurrency comes from its parameter: {reserved}"
+    );
+    let parameter = &template["Parameters"]["PublishReservedConcurrency"];
+    assert_eq!(parameter["MinValue"].as_u64(), Some(0), "0: reserve none");
+    assert!(parameter["Default"].as_u64().expect("Default") > 0);
+    let output =
+        serde_yaml::to_string(&template["Outputs"]["PublishUrl"]["Value"]).expect("PublishUrl");
+    assert!(
+        output.contains("PublishFunctionUrl.FunctionUrl"),
+        "PublishUrl is the publish function's own URL: {output}"
+    );
 }

@@ -102,7 +102,7 @@ fn classic_mode_is_the_one_classic_function_and_no_network() {
     let stack = deploy(json!({}));
     assert_eq!(
         of_type(&stack, "AWS::Lambda::Function"),
-        ["FirehoseFunction"]
+        ["FirehoseFunction", "PublishFunction"]
     );
     assert!(of_type(&stack, "AWS::Lambda::CapacityProvider").is_empty());
     assert!(of_type(&stack, "AWS::EC2::VPCEndpoint").is_empty());
@@ -124,7 +124,7 @@ fn managed_mode_runs_the_stream_function_on_an_arm64_capacity_provider() {
     let stack = deploy(managed_parameters());
     assert_eq!(
         of_type(&stack, "AWS::Lambda::Function"),
-        ["FirehoseManagedFunction"]
+        ["FirehoseManagedFunction", "PublishFunction"]
     );
     assert_eq!(
         of_type(&stack, "AWS::Lambda::CapacityProvider"),
@@ -218,5 +218,78 @@ fn managed_mode_without_route_tables_leaves_dynamodb_routing_to_the_vpc() {
         number(&config["PerExecutionEnvironmentMaxConcurrency"]),
         256,
         "the default per-environment concurrency"
+    );
+}
+
+#[test]
+fn publishing_is_its_own_classic_function_with_reserved_concurrency_in_both_modes() {
+    for (mode, parameters) in [
+        ("classic", json!({})),
+        ("managed-instances", managed_parameters()),
+    ] {
+        let stack = deploy(parameters);
+        let stream_function = if mode == "classic" {
+            "FirehoseFunction"
+        } else {
+            "FirehoseManagedFunction"
+        };
+        let publish = &stack["Resources"]["PublishFunction"]["Properties"];
+        let stream = &stack["Resources"][stream_function]["Properties"];
+        assert!(
+            publish.get("CapacityProviderConfig").is_none(),
+            "{mode}: publishes are short requests, served by classic Lambda"
+        );
+        assert_eq!(
+            number(&publish["ReservedConcurrentExecutions"]),
+            5,
+            "{mode}: the default reservation"
+        );
+        for same in [
+            "Code",
+            "Handler",
+            "Runtime",
+            "Architectures",
+            "Environment",
+            "Timeout",
+        ] {
+            assert_eq!(
+                publish[same], stream[same],
+                "{mode}: {same} as the stream function's"
+            );
+        }
+        let policies = |function: &str| {
+            let role = &stack["Resources"][format!("{function}Role")]["Properties"];
+            let mut policies = role["Policies"].clone();
+            for policy in policies.as_array_mut().expect("Policies") {
+                policy.as_object_mut().expect("policy").remove("PolicyName");
+            }
+            policies
+        };
+        assert_eq!(
+            policies("PublishFunction"),
+            policies(stream_function),
+            "{mode}"
+        );
+        assert_streaming_url(&stack, "PublishFunction");
+        assert_eq!(
+            stack["Outputs"]["PublishUrl"]["Value"],
+            json!({"Fn::GetAtt": ["PublishFunctionUrl", "FunctionUrl"]}),
+            "{mode}"
+        );
+    }
+
+    let unreserved = deploy(json!({"PublishReservedConcurrency": "0"}));
+    assert!(
+        unreserved["Resources"]["PublishFunction"]["Properties"]
+            .get("ReservedConcurrentExecutions")
+            .is_none(),
+        "0 reserves nothing (a reservation of 0 would throttle every publish)"
+    );
+    let twenty = deploy(json!({"PublishReservedConcurrency": "20"}));
+    assert_eq!(
+        number(
+            &twenty["Resources"]["PublishFunction"]["Properties"]["ReservedConcurrentExecutions"]
+        ),
+        20
     );
 }
