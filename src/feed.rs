@@ -153,7 +153,7 @@ pub enum ResumeError {
 /// Checks, before a resumed stream starts, that the store still holds every entry
 /// after the cursor: the log is dense, so the first entry after a position must be
 /// the next seq, unless the head is the position itself, or the next entry may be a
-/// commit not readable yet (see [`after_the_cursor`]).
+/// commit not readable yet (see [`after_the_cursor_is_held`]).
 pub async fn check_resumable<R: FeedReader>(
     store: &R,
     cursor: &Cursor,
