@@ -1,11 +1,14 @@
 //! The backfill (`GET /api/v1/tasks`): open bounties matching a filter, newest first,
 //! paged, from a snapshot that hands over exactly to the stream.
 //!
-//! The first page reads every shard's head: that is the snapshot. Pages list entries
-//! at or before the snapshot's heads, walking each shard's log backwards and merging
-//! shards by creation time; the snapshot itself, as a cursor, is the `stream_cursor`.
-//! A stream resumed from it delivers exactly the entries after those heads, so
-//! backfill plus stream is every bounty once, however publishes interleave.
+//! The first page reads every shard's head and the newest entries at or before it.
+//! The snapshot is, per shard, the head, or lower when an entry of the head's own
+//! append is not readable yet (DynamoDB can show a transaction's head before its
+//! entry; see [`handover`]). Pages list entries at or before the snapshot, walking
+//! each shard's log backwards and merging shards by creation time; the snapshot
+//! itself, as a cursor, is the `stream_cursor`. A stream resumed from it delivers
+//! exactly the entries after it, so backfill plus stream is every bounty once,
+//! however publishes interleave and whatever the listing could not read yet.
 //!
 //! The page token carries the snapshot, a fingerprint of the filter and, per shard,
 //! where the walk stopped. Pure logic over [`FeedReader`].
@@ -33,7 +36,7 @@ const MAX_REFILLS_PER_PAGE: usize = 16;
 /// Where a listing is: its snapshot and, per shard, the walk's next upper bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageToken {
-    /// The snapshot: the heads read by the first page, as a stream cursor.
+    /// The snapshot: where the first page handed each shard over, as a stream cursor.
     pub snapshot: Cursor,
     /// The filter the listing was started with (a fingerprint).
     pub filter_fingerprint: String,
@@ -64,17 +67,12 @@ pub fn lists(filter: &Filter, bounty: &Bounty, now: DateTime<Utc>) -> bool {
 }
 
 impl PageToken {
-    /// The first page's token: the walk starts just after each head.
+    /// The first page's token: the walk starts just after each shard's hand-over.
     fn start(snapshot: Cursor, filter_fingerprint: String) -> Self {
         let before = snapshot
             .positions
             .iter()
-            .map(|head| {
-                (head.seq > 0).then(|| Position {
-                    created_ms: head.created_ms,
-                    seq: head.seq + 1,
-                })
-            })
+            .map(|at| (at.seq > 0).then(|| just_after(*at)))
             .collect();
         Self {
             snapshot,
@@ -162,28 +160,23 @@ pub async fn list_page<R: FeedReader>(
     token: Option<PageToken>,
     now: DateTime<Utc>,
 ) -> Result<ListPage, StoreError> {
-    let token = match token {
-        Some(token) => token,
-        None => {
-            let snapshot = Cursor {
-                issued_ms: timefmt::to_millis(now),
-                positions: heads(store).await?,
-            };
-            PageToken::start(snapshot, fingerprint(filter))
+    let (token, mut walks, mut reads) = match token {
+        Some(token) => {
+            let walks = token
+                .before
+                .iter()
+                .map(|bound| ShardWalk {
+                    buffer: VecDeque::new(),
+                    read_before: *bound,
+                    listed_before: *bound,
+                })
+                .collect();
+            (token, walks, 0)
         }
+        None => take_snapshot(store, filter, now).await?,
     };
-    let mut walks: Vec<ShardWalk> = token
-        .before
-        .iter()
-        .map(|bound| ShardWalk {
-            buffer: VecDeque::new(),
-            read_before: *bound,
-            listed_before: *bound,
-        })
-        .collect();
 
     let mut bounties = Vec::new();
-    let mut reads = 0;
     let max_reads = walks.len() + MAX_REFILLS_PER_PAGE;
     'page: while bounties.len() < limit {
         // Every shard still walking needs its next entry in hand before the newest
@@ -250,6 +243,112 @@ pub async fn list_page<R: FeedReader>(
         next,
         stream_cursor: token.snapshot,
     })
+}
+
+/// The first page's start: reads every shard's head, then the newest entries at or
+/// before it (the walk's first read), and hands each shard over where [`handover`]
+/// says. Returns the token, the walks with those entries in hand (only those at or
+/// before the hand-over) and the reads spent.
+async fn take_snapshot<R: FeedReader>(
+    store: &R,
+    filter: &Filter,
+    now: DateTime<Utc>,
+) -> Result<(PageToken, Vec<ShardWalk>, usize), StoreError> {
+    let heads = heads(store).await?;
+    let tops = heads.iter().enumerate().map(|(shard, head)| async move {
+        if head.seq == 0 {
+            return Ok(None);
+        }
+        store
+            .read_before(shard, just_after(*head), READ_CHUNK)
+            .await
+            .map(Some)
+    });
+    let tops = futures_util::future::try_join_all(tops).await?;
+    let reads = tops.iter().filter(|top| top.is_some()).count();
+    let positions = heads
+        .iter()
+        .zip(&tops)
+        .map(|(head, top)| match top {
+            Some(top) => handover(*head, &top.entries, top.more),
+            None => *head,
+        })
+        .collect();
+    let snapshot = Cursor {
+        issued_ms: timefmt::to_millis(now),
+        positions,
+    };
+    let token = PageToken::start(snapshot, fingerprint(filter));
+    let walks = token
+        .before
+        .iter()
+        .zip(tops)
+        .map(|(bound, top)| match (bound, top) {
+            (Some(bound), Some(top)) => ShardWalk {
+                read_before: top
+                    .entries
+                    .last()
+                    .filter(|_| top.more)
+                    .map(|oldest| oldest.position),
+                // Entries above the hand-over are the stream's to deliver.
+                buffer: top
+                    .entries
+                    .into_iter()
+                    .filter(|entry| entry.position < *bound)
+                    .collect(),
+                listed_before: Some(*bound),
+            },
+            _ => ShardWalk {
+                buffer: VecDeque::new(),
+                read_before: None,
+                listed_before: None,
+            },
+        })
+        .collect();
+    Ok((token, walks, reads))
+}
+
+/// The bound just after `position`: every entry at or before it sorts below it, and
+/// every later entry of the shard (a larger seq, never an earlier time) above it.
+fn just_after(position: Position) -> Position {
+    Position {
+        created_ms: position.created_ms,
+        seq: position.seq + 1,
+    }
+}
+
+/// Where the backfill hands a shard over to the stream: the highest position such
+/// that the listing saw every entry at or before it that can still appear.
+///
+/// `head` is the shard's head and `newest` the entries read at or before it, newest
+/// first (`more` when older ones were left unread). DynamoDB's Query is read-committed
+/// towards transactions, so the head can be readable before entries of the append
+/// that moved it. Only that append can be partly readable (the next append on the
+/// shard conflicts with it on the head item until it has finished), and its entries
+/// all carry the head's `created_ms`. So a missing seq above the newest entry created
+/// before the head's millisecond may still appear, and the hand-over goes just below
+/// the lowest such seq: the stream delivers it, and the entries above it, once they
+/// are readable (or names a gap if one never comes). Holes further down are entries
+/// that were deleted or expired, and do not move the hand-over. `READ_CHUNK` is larger
+/// than the largest append, so the head's append lies within `newest`.
+fn handover(head: Position, newest: &[LogEntry], more: bool) -> Position {
+    let mut at = head;
+    let mut expected = head.seq;
+    for entry in newest {
+        if entry.position.seq < expected {
+            // Seqs entry.seq + 1 ..= expected are not readable.
+            at = entry.position;
+        }
+        if entry.position.created_ms < head.created_ms {
+            return at;
+        }
+        expected = entry.position.seq.saturating_sub(1);
+    }
+    if !more && expected > 0 {
+        // The log's start is not readable, and it may be the head's own append.
+        return Position::START;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -414,6 +513,56 @@ mod tests {
         ));
     }
 
+    fn entry_at(created_ms: u64, seq: u64) -> LogEntry {
+        let id = format!("e{seq}");
+        LogEntry {
+            position: Position { created_ms, seq },
+            bounty: crate::store::memory::bounty(&id, "c", created_ms),
+        }
+    }
+
+    /// Entries newest first, as the walk reads them: (created_ms, seq).
+    fn newest(entries: &[(u64, u64)]) -> Vec<LogEntry> {
+        entries
+            .iter()
+            .map(|(ms, seq)| entry_at(*ms, *seq))
+            .collect()
+    }
+
+    #[test]
+    fn the_hand_over_is_the_head_when_its_append_is_readable() {
+        let head = Position {
+            created_ms: 9,
+            seq: 5,
+        };
+        let read = newest(&[(9, 5), (9, 4), (7, 3), (7, 2)]);
+        assert_eq!(handover(head, &read, true), head);
+        // A hole under the head's append was deleted or expired: it cannot appear.
+        let old_hole = newest(&[(9, 5), (8, 4), (7, 2), (7, 1)]);
+        assert_eq!(handover(head, &old_hole, false), head);
+    }
+
+    #[test]
+    fn the_hand_over_goes_below_an_entry_of_the_heads_append_not_yet_readable() {
+        let head = Position {
+            created_ms: 9,
+            seq: 5,
+        };
+        // The head is readable, its entry is not.
+        let read = newest(&[(8, 4), (7, 3)]);
+        assert_eq!(handover(head, &read, true), read[0].position);
+        // A multi-entry append (4 and 5 at ms 9) with its first entry unreadable.
+        let read = newest(&[(9, 5), (8, 3), (7, 2)]);
+        assert_eq!(handover(head, &read, true), read[1].position);
+        // The lowest of several holes decides.
+        let read = newest(&[(9, 5), (9, 3), (9, 1)]);
+        assert_eq!(handover(head, &read, false), read[2].position);
+        // Nothing readable yet, or the log's start missing within the head's append.
+        assert_eq!(handover(head, &[], false), Position::START);
+        let read = newest(&[(9, 5), (9, 4)]);
+        assert_eq!(handover(head, &read, false), Position::START);
+    }
+
     mod listing {
         use super::*;
         use crate::bounty::BountyStatus;
@@ -491,6 +640,57 @@ mod tests {
                 assert!(pages < 10, "the listing ends");
             }
             assert_eq!(listed, ["s0-4", "s1-3", "s1-2", "s0-2", "s1-1", "s0-1"]);
+        }
+
+        #[tokio::test]
+        async fn an_entry_not_yet_readable_is_never_handed_over_past() {
+            let store = MemoryStore::new(2);
+            store.push_at(0, 1_000, "python");
+            store.push_at(1, 2_000, "python");
+            // Shard 0's head moves to 2 before entry 2 can be read.
+            store.hide(0, 2);
+            let late = store.push_at(0, 3_000, "python");
+            let now = timefmt::from_millis(10_000);
+            let filter = Filter::default();
+            let page = list_page(&*store, &filter, 10, None, now)
+                .await
+                .expect("page");
+            assert_eq!(ids(&page.bounties), ["s1-1", "s0-1"]);
+            assert_eq!(page.next, None);
+            let handed_over = page.stream_cursor.positions[0];
+            assert_eq!(handed_over.seq, 1, "below the entry it could not read");
+            assert_eq!(page.stream_cursor.positions[1].seq, 1);
+
+            // Once readable, the stream's read after the hand-over finds it, once.
+            store.reveal(0, 2);
+            let after = store.read_after(0, handed_over, 10).await.expect("read");
+            let streamed: Vec<&str> = after.entries.iter().map(|e| e.bounty.id.as_str()).collect();
+            assert_eq!(streamed, [late.as_str()]);
+        }
+
+        #[tokio::test]
+        async fn entries_above_a_lowered_hand_over_are_left_to_the_stream() {
+            let store = MemoryStore::new(1);
+            store.push_at(0, 1_000, "python");
+            // One append of three entries (one millisecond), the middle one unreadable.
+            store.hide(0, 3);
+            for _ in 0..3 {
+                store.push_at(0, 2_000, "python");
+            }
+            let now = timefmt::from_millis(10_000);
+            let filter = Filter::default();
+            let first = list_page(&*store, &filter, 1, None, now)
+                .await
+                .expect("page");
+            assert_eq!(first.stream_cursor.positions[0].seq, 2);
+            assert_eq!(ids(&first.bounties), ["s0-2"], "not s0-4: the stream's");
+            let token = resend(&first.next, &filter, 1);
+            let rest = list_page(&*store, &filter, 10, Some(token), now)
+                .await
+                .expect("page");
+            assert_eq!(ids(&rest.bounties), ["s0-1"]);
+            assert_eq!(rest.next, None);
+            assert_eq!(rest.stream_cursor, first.stream_cursor);
         }
 
         #[tokio::test]

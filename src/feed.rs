@@ -152,7 +152,8 @@ pub enum ResumeError {
 
 /// Checks, before a resumed stream starts, that the store still holds every entry
 /// after the cursor: the log is dense, so the first entry after a position must be
-/// the next seq, unless the head is the position itself.
+/// the next seq, unless the head is the position itself, or the next entry may be a
+/// commit not readable yet (see [`after_the_cursor_is_held`]).
 pub async fn check_resumable<R: FeedReader>(
     store: &R,
     cursor: &Cursor,
@@ -175,8 +176,7 @@ pub async fn check_resumable<R: FeedReader>(
         if head.seq == after.seq {
             continue;
         }
-        let page = store.read_after(shard, *after, 1).await?;
-        if page.entries.first().map(|entry| entry.position.seq) != Some(after.seq + 1) {
+        if !after_the_cursor_is_held(store, shard, *after, head).await? {
             return Err(InputError::new(
                 InputErrorCode::CursorTooOld,
                 param,
@@ -188,6 +188,106 @@ pub async fn check_resumable<R: FeedReader>(
         }
     }
     Ok(())
+}
+
+/// How long a resume waits, read after read, for a hole under a readable entry of the
+/// head's own append to fill before calling it gone. DynamoDB makes a transaction's
+/// items readable within milliseconds of each other; this is far beyond that, and
+/// short next to a stream's life.
+const HOLE_WAITS: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(400),
+];
+
+/// What a resume finds after a shard's cursor position, when the head is past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterCursor {
+    /// The next seq is readable.
+    Next,
+    /// Nothing after the cursor is readable although the head counts entries there:
+    /// the head's append is not readable yet (the visibility window).
+    NotYetReadable,
+    /// Entries after the cursor are missing, and so is the cursor's own entry: the log
+    /// was expired (or deleted) from below, past the cursor.
+    Expired,
+    /// The next seq is missing under a readable entry, the first one found.
+    Hole(Position),
+}
+
+/// Reads, in one Query, the cursor's own entry and the one after it, and says which
+/// of [`AfterCursor`] it is.
+async fn after_the_cursor<R: FeedReader>(
+    store: &R,
+    shard: usize,
+    after: Position,
+) -> Result<AfterCursor, StoreError> {
+    // Just before the cursor's own entry: no entry sorts between the two (seqs are
+    // unique), so the page starts with the cursor's entry if the log still holds it.
+    // The log's start has no entry of its own and nothing before it to expire.
+    let (from, own) = match after.seq.checked_sub(1) {
+        Some(seq) => (
+            Position {
+                created_ms: after.created_ms,
+                seq,
+            },
+            true,
+        ),
+        None => (after, false),
+    };
+    let page = store
+        .read_after(shard, from, if own { 2 } else { 1 })
+        .await?;
+    let mut entries = page.entries.iter().map(|entry| entry.position).peekable();
+    let own_held = !own || entries.next_if(|position| *position == after).is_some();
+    Ok(match entries.next() {
+        Some(next) if next.seq == after.seq + 1 => AfterCursor::Next,
+        _ if !own_held => AfterCursor::Expired,
+        None => AfterCursor::NotYetReadable,
+        Some(next) => AfterCursor::Hole(next),
+    })
+}
+
+/// Whether a resume after `after` can go ahead on `shard`, whose head is past it.
+///
+/// DynamoDB's Query is read-committed towards transactions: the head item of an
+/// append can be readable before its entries. Only the head's own append can be in
+/// that state (the next append conflicts with it on the head item until it has
+/// finished), and all its entries carry the head's `created_ms`. So:
+/// - nothing readable after the cursor, whose own entry is still held: the head's
+///   entry is on its way. The resume goes ahead; the stream reads it when it is
+///   readable (and names a gap, after [`GAP_GRACE`], if it never is);
+/// - the cursor's own entry gone too: expired from below, too old;
+/// - a hole under an entry created before the head's millisecond: that append has
+///   finished, so the hole is gone for good, too old;
+/// - a hole under an entry of the head's millisecond: possibly a multi-entry append
+///   half readable; read again after each of [`HOLE_WAITS`], too old if it stays.
+async fn after_the_cursor_is_held<R: FeedReader>(
+    store: &R,
+    shard: usize,
+    after: Position,
+    head: Position,
+) -> Result<bool, StoreError> {
+    let mut waits = HOLE_WAITS.iter();
+    loop {
+        match after_the_cursor(store, shard, after).await? {
+            AfterCursor::Next | AfterCursor::NotYetReadable => return Ok(true),
+            AfterCursor::Expired => return Ok(false),
+            AfterCursor::Hole(next) if next.created_ms < head.created_ms => return Ok(false),
+            AfterCursor::Hole(next) => {
+                let Some(wait) = waits.next() else {
+                    tracing::warn!(
+                        shard,
+                        after = after.seq,
+                        found = next.seq,
+                        "a hole after a resumed cursor did not fill"
+                    );
+                    return Ok(false);
+                };
+                tokio::time::sleep(*wait).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -410,6 +510,79 @@ mod tests {
             store.fail_next_reads(1);
             let failed = resumes(vec![at(1), Position::START]).await;
             assert!(matches!(failed, Err(ResumeError::Store(_))), "{failed:?}");
+        }
+
+        fn too_old(result: &Result<(), ResumeError>) -> bool {
+            matches!(result, Err(ResumeError::Input(err)) if err.code == InputErrorCode::CursorTooOld)
+        }
+
+        #[tokio::test]
+        async fn a_resume_inside_the_visibility_window_is_not_refused() {
+            let store = MemoryStore::new(1);
+            store.push(0, "c");
+            // The head counts entry 2 before a Query can read it.
+            store.hide(0, 2);
+            store.push(0, "c");
+            let resumed = check_resumable(&*store, &cursor(vec![at(1)]), "Last-Event-ID").await;
+            assert!(resumed.is_ok(), "{resumed:?}");
+            // From the log's start too, whatever entry 1 shows.
+            store.hide(0, 1);
+            let from_start =
+                check_resumable(&*store, &cursor(vec![Position::START]), "Last-Event-ID").await;
+            assert!(from_start.is_ok(), "{from_start:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_hole_in_the_heads_own_append_is_waited_for() {
+            let store = MemoryStore::new(1);
+            store.push_at(0, 1_000, "c");
+            // One append of two entries (one millisecond), the first not readable yet.
+            store.hide(0, 2);
+            store.push_at(0, 2_000, "c");
+            store.push_at(0, 2_000, "c");
+            let after_one = cursor(vec![Position {
+                created_ms: 1_000,
+                seq: 1,
+            }]);
+            let reveal = {
+                let store = store.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    store.reveal(0, 2);
+                }
+            };
+            let (resumed, ()) = tokio::join!(
+                check_resumable(&*store, &after_one, "Last-Event-ID"),
+                reveal
+            );
+            assert!(resumed.is_ok(), "{resumed:?}");
+
+            // A hole that stays is gone: refused, after a bounded wait.
+            store.delete(0, 2);
+            let begin = Instant::now();
+            let refused = check_resumable(&*store, &after_one, "Last-Event-ID").await;
+            assert!(too_old(&refused), "{refused:?}");
+            let waited: Duration = HOLE_WAITS.iter().sum();
+            assert_eq!(begin.elapsed(), waited);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn entries_gone_for_good_are_refused_at_once() {
+            let store = MemoryStore::new(1);
+            for _ in 0..4 {
+                store.push(0, "c");
+            }
+            let begin = Instant::now();
+            // A hole under an entry older than the head's append: that append finished.
+            store.delete(0, 2);
+            let under_old = check_resumable(&*store, &cursor(vec![at(1)]), "Last-Event-ID").await;
+            assert!(too_old(&under_old), "{under_old:?}");
+            // The cursor's own entry expired with the ones after it, nothing readable
+            // up to the head: expired from below, not the head's append on its way.
+            store.expire_through(0, 4);
+            let expired = check_resumable(&*store, &cursor(vec![at(1)]), "Last-Event-ID").await;
+            assert!(too_old(&expired), "{expired:?}");
+            assert_eq!(begin.elapsed(), Duration::ZERO, "no wait");
         }
     }
 }

@@ -5,9 +5,10 @@
 //! lease is taken only if free or lapsed, and is released only by its holder.
 //!
 //! Hooks the tests need: a count of log reads, scripted read failures, slow reads,
-//! appends that lose the race, and expiring the oldest entries of a shard.
+//! appends that lose the race, expiring the oldest entries of a shard, and entries
+//! committed but not yet readable (DynamoDB's visibility window, see `hide`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -41,6 +42,9 @@ struct State {
     logs: Vec<Vec<LogEntry>>,
     /// Per shard: the last committed position (kept when entries expire).
     heads: Vec<Position>,
+    /// (shard, seq) of entries that are committed (the head counts them) but not yet
+    /// readable, as a DynamoDB Query can see a transaction's head before its entry.
+    hidden: HashSet<(usize, u64)>,
     claims: HashMap<String, IdempotencyRecord>,
     /// Per client, per slot.
     leases: HashMap<String, BTreeMap<u32, LeaseRecord>>,
@@ -121,6 +125,18 @@ impl MemoryStore {
         self.state().logs[shard].retain(|entry| entry.position.seq > seq);
     }
 
+    /// Makes entry `seq` of `shard` unreadable (whether it is written yet or not) until
+    /// [`MemoryStore::reveal`]: the head still counts it, as DynamoDB's read-committed
+    /// Query can show a transaction's head item before its entry item.
+    pub fn hide(&self, shard: usize, seq: u64) {
+        self.state().hidden.insert((shard, seq));
+    }
+
+    /// Makes entry `seq` of `shard` readable again (the end of the visibility window).
+    pub fn reveal(&self, shard: usize, seq: u64) {
+        self.state().hidden.remove(&(shard, seq));
+    }
+
     /// The entries `shard` holds, in log order.
     pub fn entries(&self, shard: usize) -> Vec<LogEntry> {
         self.state().logs[shard].clone()
@@ -170,6 +186,13 @@ impl MemoryStore {
     }
 }
 
+impl State {
+    /// Whether a read can see `entry` of `shard` (it is not hidden).
+    fn readable(&self, shard: usize, entry: &LogEntry) -> bool {
+        !self.hidden.contains(&(shard, entry.position.seq))
+    }
+}
+
 /// Takes one from `counter` if it is above zero.
 fn take_one(counter: &AtomicU32) -> bool {
     counter
@@ -198,7 +221,8 @@ impl FeedReader for MemoryStore {
         let state = self.state();
         let mut entries = state.logs[shard]
             .iter()
-            .filter(|entry| entry.position > after);
+            .filter(|entry| entry.position > after)
+            .filter(|entry| state.readable(shard, entry));
         // A DynamoDB Query returns at least one item per page.
         let page: Vec<LogEntry> = entries.by_ref().take(limit.max(1)).cloned().collect();
         Ok(Page {
@@ -218,7 +242,8 @@ impl FeedReader for MemoryStore {
         let mut entries = state.logs[shard]
             .iter()
             .rev()
-            .filter(|entry| entry.position < before);
+            .filter(|entry| entry.position < before)
+            .filter(|entry| state.readable(shard, entry));
         let page: Vec<LogEntry> = entries.by_ref().take(limit.max(1)).cloned().collect();
         Ok(Page {
             more: entries.next().is_some(),
@@ -238,6 +263,7 @@ impl FeedReader for MemoryStore {
         };
         Ok(log
             .iter()
+            .filter(|entry| state.readable(shard, entry))
             .find(|entry| entry.position.created_ms == created_ms && entry.bounty.id == id)
             .map(|entry| entry.bounty.clone()))
     }
@@ -407,6 +433,48 @@ mod tests {
             store.find(5, head.created_ms, "s0-3").await.expect("find"),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_hidden_entry_is_counted_by_the_head_but_unreadable_until_revealed() {
+        let store = MemoryStore::new(1);
+        store.push(0, "c");
+        store.hide(0, 2);
+        let id = store.push(0, "c");
+        let head = store.head(0).await.expect("head");
+        assert_eq!(head.seq, 2, "the head counts it");
+        let seqs = |page: Page| {
+            page.entries
+                .iter()
+                .map(|e| e.position.seq)
+                .collect::<Vec<_>>()
+        };
+        let after = store
+            .read_after(0, Position::START, 10)
+            .await
+            .expect("read");
+        assert_eq!(seqs(after), [1]);
+        let end = Position {
+            created_ms: crate::cursor::MAX_CREATED_MS,
+            seq: crate::cursor::MAX_SEQ,
+        };
+        let before = store.read_before(0, end, 10).await.expect("read");
+        assert_eq!(seqs(before), [1]);
+        assert_eq!(
+            store.find(0, head.created_ms, &id).await.expect("find"),
+            None
+        );
+        store.reveal(0, 2);
+        let after = store
+            .read_after(0, Position::START, 10)
+            .await
+            .expect("read");
+        assert_eq!(seqs(after), [1, 2]);
+        assert!(store
+            .find(0, head.created_ms, &id)
+            .await
+            .expect("find")
+            .is_some());
     }
 
     #[tokio::test]
