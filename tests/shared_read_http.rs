@@ -100,7 +100,7 @@ async fn publish_all(function: &Function, count: usize, publishers: usize) -> Ve
             let k = p * per + n;
             let category = ["python", "rust", "go", "ts"][k % 4];
             let budget_cents = [1_000, 6_000, 20_000][k % 3];
-            let urgent = k % 5 == 0;
+            let urgent = k.is_multiple_of(5);
             let tags: &[&str] = if urgent { &["urgent"] } else { &["calm"] };
             let id = function
                 .publish(&bounty_body(
@@ -232,7 +232,10 @@ async fn five_hundred_streams_each_get_their_matches_once_in_order_resumed_or_no
                     }
                 }
                 let url = subscriber.url.clone();
-                let last = subscriber.last_event_id.clone().expect("connected gave an id");
+                let last = subscriber
+                    .last_event_id
+                    .clone()
+                    .expect("connected gave an id");
                 drop(subscriber);
                 let mut again = Subscriber::resuming(url, &last);
                 again.connect().await;
@@ -260,11 +263,19 @@ async fn five_hundred_streams_each_get_their_matches_once_in_order_resumed_or_no
     let mut readers = Vec::new();
     for (n, subscriber) in live.into_iter().enumerate() {
         let want = expected(&FILTERS[n % FILTERS.len()]).len();
-        readers.push(("live", n, tokio::spawn(read_bounties(subscriber, want, limit))));
+        readers.push((
+            "live",
+            n,
+            tokio::spawn(read_bounties(subscriber, want, limit)),
+        ));
     }
     for (n, subscriber) in late.into_iter().enumerate() {
         let want = expected(&FILTERS[n % FILTERS.len()]).len();
-        readers.push(("since", n, tokio::spawn(read_bounties(subscriber, want, limit))));
+        readers.push((
+            "since",
+            n,
+            tokio::spawn(read_bounties(subscriber, want, limit)),
+        ));
     }
     let mut before_leaving: HashMap<usize, Vec<Event>> =
         seen_before_leaving.into_iter().enumerate().collect();
@@ -393,7 +404,9 @@ async fn a_client_that_stops_reading_holds_nobody_up_and_gets_everything_later()
     for reader in reading {
         let arrived = reader.await.expect("reader");
         for (id, published) in &answered {
-            let at = arrived.get(id).unwrap_or_else(|| panic!("{id} never arrived"));
+            let at = arrived
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} never arrived"));
             let latency = at.saturating_duration_since(*published);
             // One poll interval, the Query, and this loaded machine's scheduling.
             assert!(
@@ -432,7 +445,10 @@ async fn the_shared_read_stops_when_the_last_stream_leaves() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let from = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(queries_since(&proxy, from) > 0, "read while streams are open");
+    assert!(
+        queries_since(&proxy, from) > 0,
+        "read while streams are open"
+    );
     drop(subscribers);
     // A heartbeat to notice each departure, then at most one poll interval.
     tokio::time::sleep(Duration::from_secs(4)).await;
