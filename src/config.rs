@@ -23,6 +23,9 @@ pub struct Config {
     pub stream_lease_grace: Duration,
     pub publish_keys: ApiKeys,
     pub log_format: LogFormat,
+    /// Whether the streams of this process share one read of the log
+    /// (`SHARED_READ`, on by default; off: every stream reads alone).
+    pub shared_read: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,18 @@ impl Config {
             }
         };
 
+        let shared_read = match var("SHARED_READ").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "SHARED_READ",
+                    value: other.to_owned(),
+                    reason: "expected on or off".into(),
+                })
+            }
+        };
+
         Ok(Config {
             table_name,
             poll_interval: Duration::from_millis(number("POLL_INTERVAL_MS", 1000, 50, 60_000)?),
@@ -125,6 +140,7 @@ impl Config {
             )?),
             publish_keys,
             log_format,
+            shared_read,
         })
     }
 }
@@ -155,6 +171,9 @@ mod tests {
         assert_eq!(config.stream_lease_grace, Duration::from_secs(30));
         assert!(config.publish_keys.is_empty());
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.shared_read);
+        let off = super::tests::config(&[("SHARED_READ", "off")]).expect("valid");
+        assert!(!off.shared_read);
     }
 
     #[test]
@@ -201,6 +220,7 @@ mod tests {
             ("PUBLISH_API_KEY_SHA256", "not-a-hash"),
             ("TABLE_NAME", "a b"),
             ("LOG_FORMAT", "xml"),
+            ("SHARED_READ", "yes"),
         ] {
             let err = config(&[(name, value)]).expect_err(name);
             assert_eq!(err.name, name);

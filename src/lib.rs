@@ -24,7 +24,9 @@
 //!   heartbeat; [`stream::start`]: where a stream starts (now, `since`, a cursor, the
 //!   look-back rule); [`stream::frame`]: the frames as typed values;
 //!   `stream::backoff`: waits while the store fails; `stream::gaps`: gaps in a
-//!   shard, waited for, then skipped; `stream::read_ahead`: the next page of a burst.
+//!   shard, waited for, then skipped; `stream::read_ahead`: the next page of a burst;
+//!   [`stream::shared_read`]: one read of the log for all the caught-up streams of a
+//!   process.
 //! - [`feed`]: reading the log across shards (dense batches in time order) and the
 //!   check that a resumed cursor's entries are still there.
 //! - [`sse`]: Server-Sent Events framing: the wire format and nothing else.

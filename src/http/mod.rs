@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::store::{FeedReader, FeedWriter, IdempotencyRecords, StreamLeases};
+use crate::stream::shared_read::{SharedRead, SharedSettings};
 use crate::stream::StreamSettings;
 
 pub mod access_log;
@@ -36,19 +37,40 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const RETRY_HINT_MS: u64 = 2000;
 /// Entries read per shard per Query: bounds memory per stream during a burst.
 pub const PAGE_SIZE: usize = 500;
+/// The longest wait between polls while the store keeps failing.
+const BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(30);
+/// Shared batches (each one poll's worth, one page per shard at most) a stream may
+/// fall behind before it leaves the shared read and reads on its own: bounds the
+/// memory a client that stopped reading can hold.
+const SHARED_BUFFER: usize = 64;
 
 /// What every request needs: configuration and the store.
 #[derive(Debug)]
 pub struct App<S> {
     pub config: Config,
     pub store: Arc<S>,
+    /// The process's one read of the log for its caught-up streams (`SHARED_READ`).
+    pub shared_read: Option<Arc<SharedRead<S>>>,
 }
 
 impl<S> App<S> {
     pub fn new(config: Config, store: S) -> Self {
+        let store = Arc::new(store);
+        let shared_read = config.shared_read.then(|| {
+            Arc::new(SharedRead::new(
+                store.clone(),
+                SharedSettings {
+                    poll_interval: config.poll_interval,
+                    page_size: PAGE_SIZE,
+                    backoff_cap: BACKOFF_CAP,
+                    buffer: SHARED_BUFFER,
+                },
+            ))
+        });
         Self {
             config,
-            store: Arc::new(store),
+            store,
+            shared_read,
         }
     }
 
@@ -59,7 +81,7 @@ impl<S> App<S> {
             max_duration: self.config.stream_max,
             page_size: PAGE_SIZE,
             retry_ms: RETRY_HINT_MS,
-            backoff_cap: std::time::Duration::from_secs(30),
+            backoff_cap: BACKOFF_CAP,
         }
     }
 }

@@ -53,7 +53,12 @@ pub async fn open<S: FeedReader + StreamLeases>(
         cursor,
         resumed,
     };
-    let frames = bounty_stream(app.store.clone(), app.stream_settings(), start);
+    let frames = bounty_stream(
+        app.store.clone(),
+        app.shared_read.clone(),
+        app.stream_settings(),
+        start,
+    );
     Ok(SseReply {
         frames: Box::pin(super::stream_cap::hold(frames, lease)),
         filter,

@@ -15,11 +15,14 @@
 //! - `gaps`: gaps in a shard's sequence, waited for, then skipped after a grace period.
 //! - `read_ahead`: the next page of a burst, read while the current one is written.
 //! - [`start`]: the cursor a stream starts from (now, `since`, or a client's cursor).
+//! - [`shared_read`]: one read of the log for all the caught-up streams of a process;
+//!   a stream joins it once caught up and reads on its own while behind.
 
 mod backoff;
 pub mod frame;
 mod gaps;
 mod read_ahead;
+pub mod shared_read;
 pub mod start;
 
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep_until, Instant};
 
 use crate::cursor::Cursor;
@@ -37,6 +41,7 @@ use crate::store::{FeedReader, StoreError};
 use self::backoff::Backoff;
 use self::gaps::Gaps;
 use self::read_ahead::{positions_after, read_ahead, PollFuture};
+use self::shared_read::{Joined, SharedBatch, SharedEntries, SharedRead};
 
 pub use self::frame::{CheckpointReason, Connected, ErrorEvent, StreamFrame};
 
@@ -67,6 +72,7 @@ pub struct StreamStart {
 enum Step {
     Close,
     Polled(Result<Batch, StoreError>),
+    Shared(Result<Arc<SharedBatch>, RecvError>),
     Heartbeat,
 }
 
@@ -95,15 +101,23 @@ struct Subscription<R> {
     cursor: Cursor,
     backoff: Backoff,
     gaps: Gaps,
-    /// The read the loop waits on; kept across heartbeats.
+    /// The process's shared read, when it is on.
+    shared: Option<Arc<SharedRead<R>>>,
+    /// Set while the stream takes its entries from the shared read.
+    joined: Option<Joined>,
+    /// The stream's own read the loop waits on while not joined; kept across
+    /// heartbeats.
     in_flight: Option<PollFuture>,
     next_poll: Instant,
     last_write: Instant,
 }
 
 /// The stream of frames for one subscriber. Ends after `settings.max_duration`.
+/// With `shared`, it takes its entries from the process's shared read whenever it is
+/// caught up with it.
 pub fn bounty_stream<R: FeedReader>(
     store: Arc<R>,
+    shared: Option<Arc<SharedRead<R>>>,
     settings: StreamSettings,
     start: StreamStart,
 ) -> impl Stream<Item = StreamFrame> + Send + 'static {
@@ -111,7 +125,8 @@ pub fn bounty_stream<R: FeedReader>(
         let started = Instant::now();
         let deadline = started + settings.max_duration;
         let retry_ms = settings.retry_ms;
-        let (mut subscription, connected) = Subscription::open(store, settings, start, started);
+        let (mut subscription, connected) =
+            Subscription::open(store, shared, settings, start, started);
         yield StreamFrame::Retry(retry_ms);
         yield connected;
         subscription.sent();
@@ -121,7 +136,7 @@ pub fn bounty_stream<R: FeedReader>(
             let step = tokio::select! {
                 biased;
                 _ = sleep_until(deadline) => Step::Close,
-                outcome = subscription.poll() => Step::Polled(outcome),
+                step = subscription.next_read() => step,
                 _ = sleep_until(heartbeat_at) => Step::Heartbeat,
             };
             let reply = match step {
@@ -129,6 +144,8 @@ pub fn bounty_stream<R: FeedReader>(
                 Step::Heartbeat => Reply::send(StreamFrame::Heartbeat),
                 Step::Polled(Ok(batch)) => subscription.delivered(batch),
                 Step::Polled(Err(err)) => subscription.failed(&err),
+                Step::Shared(Ok(batch)) => subscription.shared(&batch),
+                Step::Shared(Err(err)) => subscription.left(&err),
             };
             for frame in reply.frames {
                 yield frame;
@@ -154,9 +171,11 @@ pub fn unavailable(settings: &StreamSettings) -> impl Stream<Item = StreamFrame>
 }
 
 impl<R: FeedReader> Subscription<R> {
-    /// The subscription, and its `connected` frame.
+    /// The subscription, and its `connected` frame. A stream that starts at the heads
+    /// joins the shared read at once; a resumed one reads on its own first.
     fn open(
         store: Arc<R>,
+        shared: Option<Arc<SharedRead<R>>>,
         settings: StreamSettings,
         start: StreamStart,
         started: Instant,
@@ -180,8 +199,10 @@ impl<R: FeedReader> Subscription<R> {
         } else {
             started + settings.poll_interval
         };
-        let subscription = Subscription {
+        let mut subscription = Subscription {
             store,
+            shared,
+            joined: None,
             backoff: Backoff::new(settings.poll_interval, settings.backoff_cap),
             gaps: Gaps::new(cursor.positions.len()),
             settings,
@@ -191,7 +212,26 @@ impl<R: FeedReader> Subscription<R> {
             next_poll,
             last_write: started,
         };
+        if !resumed {
+            subscription.join();
+        }
         (subscription, connected)
+    }
+
+    /// Joins the shared read, if it is on and the stream is not behind it.
+    fn join(&mut self) {
+        if let Some(shared) = &self.shared {
+            self.joined = shared.join(&self.cursor.positions, self.cursor.issued_ms);
+        }
+    }
+
+    /// What the loop waits for: the next shared batch while joined, else the
+    /// stream's own read.
+    async fn next_read(&mut self) -> Step {
+        match &mut self.joined {
+            Some(joined) => Step::Shared(joined.recv().await),
+            None => Step::Polled(self.poll().await),
+        }
     }
 
     /// The read in flight, or a poll of the cursor at `next_poll`.
@@ -266,6 +306,11 @@ impl<R: FeedReader> Subscription<R> {
                 });
             }
         }
+        if !batch.more {
+            // Caught up with the log: from now on the shared read, if it has not
+            // moved past this stream meanwhile (then one more read of its own).
+            self.join();
+        }
         Reply {
             frames,
             poll_in: Some(if batch.more {
@@ -273,6 +318,91 @@ impl<R: FeedReader> Subscription<R> {
             } else {
                 self.settings.poll_interval
             }),
+        }
+    }
+
+    /// A shared batch: the entries past this stream's own position, shard by shard,
+    /// the gaps past it, then the stream is at the batch's end (or further).
+    fn shared(&mut self, batch: &SharedBatch) -> Reply {
+        let behind = batch
+            .from
+            .iter()
+            .zip(&self.cursor.positions)
+            .any(|(from, own)| own < from);
+        if behind || batch.from.len() != self.cursor.positions.len() {
+            // Cannot happen while the chain holds; read on its own rather than skip.
+            return self.read_alone();
+        }
+        let entries = match &batch.outcome {
+            Ok(entries) => entries,
+            Err(failure) => {
+                let retry_in_ms = u64::try_from(failure.retry_in.as_millis()).unwrap_or(u64::MAX);
+                return Reply::send(StreamFrame::Error(ErrorEvent::StoreUnavailable {
+                    retry_in_ms,
+                }));
+            }
+        };
+        let SharedEntries {
+            issued_ms,
+            entries,
+            skipped,
+            to,
+        } = entries;
+        let mut frames: Vec<StreamFrame> = skipped
+            .iter()
+            .filter(|(shard, _, last_seq)| {
+                self.cursor
+                    .positions
+                    .get(*shard)
+                    .is_some_and(|own| own.seq < *last_seq)
+            })
+            .map(|&(shard, first_seq, last_seq)| {
+                StreamFrame::Error(ErrorEvent::Gap {
+                    shard,
+                    first_seq,
+                    last_seq,
+                })
+            })
+            .collect();
+        self.cursor.issued_ms = self.cursor.issued_ms.max(*issued_ms);
+        for (shard, entry) in entries {
+            let Some(slot) = self.cursor.positions.get_mut(*shard) else {
+                continue;
+            };
+            if entry.position <= *slot {
+                continue;
+            }
+            *slot = entry.position;
+            if self.filter.matches(&entry.bounty) {
+                frames.push(StreamFrame::Bounty {
+                    cursor: self.cursor.clone(),
+                    bounty: entry.bounty.clone(),
+                });
+            }
+        }
+        for (slot, end) in self.cursor.positions.iter_mut().zip(to) {
+            *slot = (*slot).max(*end);
+        }
+        Reply {
+            frames,
+            poll_in: None,
+        }
+    }
+
+    /// The stream fell out of the shared read (its client was too slow for the
+    /// bounded buffer, or the read ended): it reads on its own from its cursor, at
+    /// once, and joins again once caught up.
+    fn left(&mut self, err: &RecvError) -> Reply {
+        tracing::debug!(error = %err, "stream left the shared read; reading on its own");
+        self.read_alone()
+    }
+
+    fn read_alone(&mut self) -> Reply {
+        self.joined = None;
+        self.in_flight = None;
+        Reply {
+            frames: Vec::new(),
+            poll_in: Some(Duration::ZERO),
         }
     }
 
@@ -303,8 +433,16 @@ impl<R: FeedReader> Subscription<R> {
     }
 
     fn checkpoint(&self) -> StreamFrame {
+        let mut cursor = self.cursor.clone();
+        // A joined stream that took every batch is as fresh as the shared read's
+        // last (empty) read, which it was never woken for.
+        if let (Some(shared), Some(joined)) = (&self.shared, &self.joined) {
+            if let Some(issued_ms) = shared.issued_ms_for(joined) {
+                cursor.issued_ms = cursor.issued_ms.max(issued_ms);
+            }
+        }
         StreamFrame::Checkpoint {
-            cursor: self.cursor.clone(),
+            cursor,
             reason: CheckpointReason::MaxDuration,
         }
     }
@@ -370,6 +508,7 @@ mod tests {
         let log = MemoryStore::new(1);
         let frames = collect(bounty_stream(
             log.clone(),
+            None,
             settings(),
             start(1, Filter::default()),
         ))
@@ -419,6 +558,7 @@ mod tests {
                 .filter;
         let stream = bounty_stream(
             log.clone(),
+            None,
             StreamSettings {
                 max_duration: Duration::from_secs(10),
                 ..settings()
@@ -468,6 +608,7 @@ mod tests {
         begin.resumed = true;
         let frames = collect(bounty_stream(
             log.clone(),
+            None,
             StreamSettings {
                 max_duration: Duration::from_secs(40),
                 ..settings()
@@ -513,6 +654,7 @@ mod tests {
         begin.resumed = true;
         let stream = bounty_stream(
             log.clone(),
+            None,
             StreamSettings {
                 max_duration: Duration::from_secs(5),
                 page_size: 64,
@@ -569,6 +711,7 @@ mod tests {
         begin.resumed = true;
         let frames = collect(bounty_stream(
             log.clone(),
+            None,
             StreamSettings {
                 max_duration: Duration::from_secs(45),
                 ..settings()
@@ -612,9 +755,218 @@ mod tests {
         // Every read takes an hour (paused time): the heartbeats must not wait for it.
         let slow = MemoryStore::new(1);
         slow.slow_reads(Some(Duration::from_secs(3600)));
-        let frames = collect(bounty_stream(slow, settings(), start(1, Filter::default()))).await;
+        let frames = collect(bounty_stream(
+            slow,
+            None,
+            settings(),
+            start(1, Filter::default()),
+        ))
+        .await;
         let heartbeats = frames.iter().filter(|(_, f)| name(f) == "comment").count();
         assert_eq!(heartbeats, 3);
         assert_eq!(name(&frames.last().expect("frames").1), "checkpoint");
+    }
+
+    fn shared(log: &Arc<MemoryStore>, buffer: usize) -> Arc<SharedRead<MemoryStore>> {
+        Arc::new(SharedRead::new(
+            log.clone(),
+            shared_read::SharedSettings {
+                poll_interval: Duration::from_secs(1),
+                page_size: 100,
+                backoff_cap: Duration::from_secs(30),
+                buffer,
+            },
+        ))
+    }
+
+    fn bounty_ids(frames: &[(Duration, Frame)]) -> Vec<String> {
+        frames
+            .iter()
+            .filter(|(_, f)| name(f) == "bounty")
+            .map(|(_, f)| data(f)["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    async fn now_start(log: &MemoryStore, filter: Filter) -> StreamStart {
+        StreamStart {
+            filter,
+            cursor: Cursor {
+                issued_ms: 0,
+                positions: crate::store::heads(log).await.expect("heads"),
+            },
+            resumed: false,
+        }
+    }
+
+    fn category(name: &str) -> Filter {
+        crate::query::parse_stream_query(&[("category".into(), name.into())], None)
+            .expect("valid")
+            .filter
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shared_streams_get_their_own_matches_once_and_read_the_log_once_per_interval() {
+        let log = MemoryStore::new(2);
+        let read = shared(&log, 64);
+        let short = StreamSettings {
+            max_duration: Duration::from_secs(20),
+            ..settings()
+        };
+        let mut streams = Vec::new();
+        for n in 0..30 {
+            let filter = match n % 3 {
+                0 => Filter::default(),
+                1 => category("python"),
+                _ => category("rust"),
+            };
+            let start = now_start(&log, filter).await;
+            streams.push(tokio::spawn(collect(bounty_stream(
+                log.clone(),
+                Some(read.clone()),
+                short.clone(),
+                start,
+            ))));
+        }
+        let reads_before = log.reads();
+        let writer = log.clone();
+        let publisher = tokio::spawn(async move {
+            let mut published = Vec::new();
+            for n in 0..40u64 {
+                tokio::time::sleep(Duration::from_millis(130)).await;
+                let category = if n % 2 == 0 { "python" } else { "rust" };
+                published.push((writer.push((n % 2) as usize, category), category));
+            }
+            published
+        });
+        let published = publisher.await.expect("publisher");
+        let mut all = Vec::new();
+        for (n, stream) in streams.into_iter().enumerate() {
+            let frames = stream.await.expect("stream");
+            let want: Vec<String> = published
+                .iter()
+                .filter(|(_, category)| match n % 3 {
+                    0 => true,
+                    1 => *category == "python",
+                    _ => *category == "rust",
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut got = bounty_ids(&frames);
+            got.sort();
+            let mut want_sorted = want.clone();
+            want_sorted.sort();
+            assert_eq!(got, want_sorted, "stream {n}");
+            all.push(frames);
+        }
+        // About 20 polls of 2 shards for all 30 streams together.
+        let reads = log.reads() - reads_before;
+        assert!(reads <= 2 * 21, "{reads} reads");
+        assert_eq!(read.started(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_stream_reads_alone_then_joins_without_gap_or_duplicate() {
+        let log = MemoryStore::new(1);
+        let read = shared(&log, 64);
+        let mut published: Vec<String> = (0..5).map(|_| log.push(0, "python")).collect();
+        // A caught-up stream keeps the shared read going.
+        let live = now_start(&log, Filter::default()).await;
+        let live = tokio::spawn(collect(bounty_stream(
+            log.clone(),
+            Some(read.clone()),
+            settings(),
+            live,
+        )));
+        let writer = log.clone();
+        let publisher = tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                ids.push(writer.push(0, "python"));
+            }
+            ids
+        });
+        tokio::time::sleep(Duration::from_millis(3_100)).await;
+        let reads_before = log.reads();
+        let mut resumed = start(1, Filter::default());
+        resumed.resumed = true;
+        let frames = collect(bounty_stream(
+            log.clone(),
+            Some(read.clone()),
+            StreamSettings {
+                max_duration: Duration::from_secs(20),
+                ..settings()
+            },
+            resumed,
+        ))
+        .await;
+        published.extend(publisher.await.expect("publisher"));
+        assert_eq!(bounty_ids(&frames), published, "each once, in order");
+        // 20 s of the shared read's one poll a second, and a few reads of its own
+        // (alone it would have doubled them).
+        let reads = log.reads() - reads_before;
+        assert!(reads <= 25, "{reads} reads");
+        assert_eq!(read.started(), 1, "joined the running read");
+        drop(live);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_stops_reading_leaves_and_later_gets_everything_once() {
+        let log = MemoryStore::new(1);
+        let read = shared(&log, 2);
+        let begin = now_start(&log, Filter::default()).await;
+        let mut stream = Box::pin(bounty_stream(
+            log.clone(),
+            Some(read.clone()),
+            StreamSettings {
+                max_duration: Duration::from_secs(30),
+                ..settings()
+            },
+            begin,
+        ));
+        // retry, connected: the stream has joined.
+        for _ in 0..2 {
+            stream.next().await.expect("frame");
+        }
+        let mut published = Vec::new();
+        // Not read for 10 polls with a new entry each: far past a buffer of 2.
+        for _ in 0..10 {
+            published.push(log.push(0, "python"));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        published.push(log.push(0, "python"));
+        let frames = collect(stream).await;
+        assert_eq!(bounty_ids(&frames), published);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_shared_read_reaches_each_stream_as_error_frames_then_recovers() {
+        let log = MemoryStore::new(1);
+        let read = shared(&log, 64);
+        let short = StreamSettings {
+            max_duration: Duration::from_secs(20),
+            ..settings()
+        };
+        let mut streams = Vec::new();
+        for _ in 0..3 {
+            let begin = now_start(&log, Filter::default()).await;
+            streams.push(tokio::spawn(collect(bounty_stream(
+                log.clone(),
+                Some(read.clone()),
+                short.clone(),
+                begin,
+            ))));
+        }
+        let reads = log.reads();
+        log.fail_next_reads(3);
+        let id = log.push(0, "python");
+        for stream in streams {
+            let frames = stream.await.expect("stream");
+            let errors = frames.iter().filter(|(_, f)| name(f) == "error").count();
+            assert_eq!(errors, 3);
+            assert_eq!(bounty_ids(&frames), std::slice::from_ref(&id));
+        }
+        // The failures cost the store one read each, not one per stream.
+        assert!(log.reads() - reads <= 20, "{}", log.reads() - reads);
     }
 }
