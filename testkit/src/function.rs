@@ -64,12 +64,18 @@ pub const EMULATOR_QUEUE_LIMIT: usize = 100;
 /// runtime API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
-    /// As on Lambda Managed Instances: ONE function process, started by the launcher
-    /// with `AWS_LAMBDA_MAX_CONCURRENCY` = [`Launch::concurrency`] (64 by default), so
-    /// its runtime polls for that many invocations at once. The watcher runs with
-    /// `--only-lambda-apis`: it serves the runtime API and starts no process of its
-    /// own (it would force `AWS_LAMBDA_MAX_CONCURRENCY=1` on them). The binary is
-    /// built once per test process, before the first launch.
+    /// As on Lambda Managed Instances: ONE function process serves every Function URL
+    /// request, started by the launcher with `AWS_LAMBDA_MAX_CONCURRENCY` =
+    /// [`Launch::concurrency`] (64 by default), so its runtime polls for that many
+    /// invocations at once. The watcher runs with `--only-lambda-apis`: it serves the
+    /// runtime API and starts no process of its own (it would force
+    /// `AWS_LAMBDA_MAX_CONCURRENCY=1` on them). The binary is built once per test
+    /// process, before the first launch.
+    ///
+    /// The emulator queues invocations by function name: Function URL requests under
+    /// `_`, direct invokes (`cargo lambda invoke <binary>`) under the binary's name. A
+    /// second process, the same binary with the same settings, serves the latter;
+    /// [`Function::instances`] does not count it.
     Managed,
     /// As on classic Lambda: `cargo lambda watch --concurrency N` builds the function
     /// and starts up to N = [`Launch::concurrency`] (8 by default) processes, more
@@ -237,11 +243,14 @@ impl Launch {
             concurrency,
             watcher,
             instance: None,
+            named: None,
         };
         if let Some(executable) = executable {
             function.wait_emulator(port, self.ready_within).await?;
-            let instance = self.spawn_instance(&executable, concurrency, port, &log)?;
+            let instance = self.spawn_instance(&executable, "_", concurrency, port, &log)?;
             function.instance = Some(instance);
+            let named = self.spawn_instance(&executable, &self.binary, concurrency, port, &log)?;
+            function.named = Some(named);
         }
         function.wait_ready(&self).await?;
         Ok(function)
@@ -300,11 +309,14 @@ impl Launch {
         })
     }
 
-    /// The managed mode's one function process, as `cargo lambda watch` would start it
-    /// (the variables it documents for `--only-lambda-apis`), but with many workers.
+    /// A managed-mode function process serving the invocations queued under `name`, as
+    /// `cargo lambda watch` would start it (the variables it documents for
+    /// `--only-lambda-apis`), but with many workers. `_` is the name the emulator
+    /// routes Function URL requests to.
     fn spawn_instance(
         &self,
         executable: &Path,
+        name: &str,
         concurrency: usize,
         port: u16,
         log: &File,
@@ -312,15 +324,16 @@ impl Launch {
         let mut command = Command::new(executable);
         command.current_dir(workspace_root());
         self.apply_env(&mut command);
+        // A base URL with the emulator's path prefix: the runtime client keeps the path
+        // and appends `/2018-06-01/runtime/...` to it. `_` is also served on the bare
+        // prefix, which is what the watcher prints for --only-lambda-apis.
+        let runtime_api = match name {
+            "_" => format!("http://127.0.0.1:{port}/.rt"),
+            name => format!("http://127.0.0.1:{port}/.rt/{name}"),
+        };
         command
-            // A base URL with the emulator's path prefix: the runtime client keeps the
-            // path and appends `/2018-06-01/runtime/...` to it.
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            // The name the emulator routes Function URL requests to by default.
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
             .env("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string());
@@ -329,7 +342,7 @@ impl Launch {
         log_line(
             log,
             &format!(
-                "firehose-testkit: starting lambda function instance ({}, AWS_LAMBDA_MAX_CONCURRENCY={concurrency})",
+                "firehose-testkit: starting lambda function instance ({}, function name {name}, AWS_LAMBDA_MAX_CONCURRENCY={concurrency})",
                 executable.display()
             ),
         );
@@ -418,8 +431,10 @@ pub struct Function {
     runtime: Runtime,
     concurrency: usize,
     watcher: Child,
-    /// Managed: the function process the launcher started.
+    /// Managed: the function process serving Function URL requests.
     instance: Option<Child>,
+    /// Managed: the one serving invocations by the binary's name.
+    named: Option<Child>,
 }
 
 impl Function {
@@ -489,7 +504,7 @@ impl Function {
         if let Some(status) = self.watcher.try_wait()? {
             return Err(exited("cargo lambda watch", status));
         }
-        if let Some(instance) = self.instance.as_mut() {
+        for instance in self.instance.iter_mut().chain(self.named.iter_mut()) {
             if let Some(status) = instance.try_wait()? {
                 return Err(exited("the function process", status));
             }
@@ -522,8 +537,8 @@ impl Function {
         self.watcher.id()
     }
 
-    /// The function's live instance processes: managed, the one process; classic,
-    /// the descendants of the watcher that run the binary.
+    /// The function's live instance processes: managed, the one process serving the
+    /// Function URL; classic, the descendants of the watcher that run the binary.
     pub fn instances(&self) -> Vec<u32> {
         match &self.instance {
             Some(instance) => Some(instance.id())
@@ -540,7 +555,7 @@ impl Function {
     /// Kills every process with SIGKILL, as a crashed instance dies: nothing in it
     /// runs (no lease release, no checkpoint).
     pub fn kill_hard(&mut self) {
-        if let Some(instance) = self.instance.as_mut() {
+        for instance in self.instance.iter_mut().chain(self.named.iter_mut()) {
             process::signal_group(instance.id(), "KILL");
             let _ = instance.wait();
         }
@@ -565,6 +580,7 @@ impl Drop for Function {
         let children = self
             .instance
             .iter_mut()
+            .chain(self.named.iter_mut())
             .chain(std::iter::once(&mut self.watcher));
         for child in children {
             process::stop_tree(child.id());
