@@ -27,10 +27,10 @@
 //! then on nothing is answered, not even a plain GET, until the watcher is restarted.
 //! An invocation waits there from its request until a runtime worker takes it; under
 //! the emulator a stream's invocation is taken once, and leaves the worker free again
-//! once its response head is sent. So a test that opens many streams at once either
-//! runs at least that many invocations at once ([`Launch::concurrency`], managed
-//! mode) or keeps fewer than [`EMULATOR_QUEUE_LIMIT`] requests waiting for their
-//! response head. See docs/reliability.md, "What the emulator hides".
+//! once its response head is sent. So a test that opens N streams at once either
+//! runs at least N invocations at once (managed, [`Launch::concurrency`] >= N) or
+//! keeps fewer than [`EMULATOR_QUEUE_LIMIT`] requests waiting for their response
+//! head (opens them in waves). See docs/reliability.md, "What the emulator hides".
 
 use std::fs::File;
 use std::io;
