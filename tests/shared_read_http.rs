@@ -17,20 +17,28 @@ use common::function::CONCURRENCY;
 use common::{bounty_body, DynamoLocal, Function, Proxy, Subscriber};
 use eventsource_stream::Event;
 use firehose::cursor::Cursor;
+use firehose_testkit::function::Runtime;
 use futures_util::future::join_all;
 
 const SHARDS: &str = "2";
 const WAVE: usize = 50;
 
 /// The settings every test here runs with: two shards, no per-client cap in the way
-/// (every stream comes from 127.0.0.1), streams that outlive the test, one process.
+/// (every stream comes from 127.0.0.1), streams that outlive the test, one process:
+/// managed, one process running many invocations at once; classic, one process
+/// running one at a time (which the emulator lets serve many streams, see
+/// docs/reliability.md), where the default would start eight.
 fn settings<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let concurrency = match Runtime::from_env().expect("FIREHOSE_TEST_RUNTIME") {
+        Runtime::Managed => "256",
+        Runtime::Classic => "1",
+    };
     let mut env = vec![
         ("FEED_SHARDS", SHARDS),
         ("MAX_STREAMS_PER_CLIENT", "10000"),
         ("STREAM_MAX_SECONDS", "600"),
         ("POLL_INTERVAL_MS", "1000"),
-        (CONCURRENCY, "1"),
+        (CONCURRENCY, concurrency),
     ];
     env.extend_from_slice(more);
     env
