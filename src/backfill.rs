@@ -216,8 +216,17 @@ pub async fn list_page<R: FeedReader>(
         let walk = &mut walks[shard];
         if let Some(entry) = walk.buffer.pop_front() {
             walk.listed_before = Some(entry.position);
-            if lists(filter, &entry.bounty, now) {
-                bounties.push(entry.bounty);
+            match entry.bounty {
+                Ok(bounty) if lists(filter, &bounty, now) => bounties.push(bounty),
+                Ok(_) => {}
+                // Skipped, never a 503: one bad item must not hide the rest.
+                Err(unreadable) => tracing::error!(
+                    shard,
+                    seq = entry.position.seq,
+                    id = unreadable.id.as_deref().unwrap_or(""),
+                    detail = %unreadable.detail,
+                    "unreadable log entry left out of the backfill"
+                ),
             }
         }
     }
@@ -763,6 +772,20 @@ mod tests {
                 .expect("page");
             assert_eq!(ids(&page.bounties), ["s0-3"]);
             assert_eq!(page.next, None);
+        }
+
+        #[tokio::test]
+        async fn an_unreadable_entry_is_left_out_and_the_rest_listed() {
+            let store = MemoryStore::new(1);
+            store.push(0, "python");
+            store.push_unreadable(0, "s0-poison");
+            store.push(0, "python");
+            let now = timefmt::from_millis(100_000);
+            let page = list_page(&*store, &Filter::default(), 10, None, now)
+                .await
+                .expect("a page, not a failure");
+            assert_eq!(ids(&page.bounties), ["s0-3", "s0-1"]);
+            assert_eq!(page.stream_cursor.positions[0].seq, 3);
         }
 
         #[tokio::test]

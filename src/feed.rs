@@ -62,6 +62,17 @@ pub async fn read_batch<R: FeedReader>(
     let mut batch = merge(issued_ms, pages);
     batch.gaps = gaps;
     batch.skipped = skipped;
+    for (shard, entry) in &batch.entries {
+        if let Err(unreadable) = &entry.bounty {
+            tracing::error!(
+                shard,
+                seq = entry.position.seq,
+                id = unreadable.id.as_deref().unwrap_or(""),
+                detail = %unreadable.detail,
+                "unreadable log entry: skipped, and the subscribers are told"
+            );
+        }
+    }
     Ok(batch)
 }
 
@@ -298,7 +309,7 @@ mod tests {
     fn entry(created_ms: u64, seq: u64) -> LogEntry {
         LogEntry {
             position: Position { created_ms, seq },
-            bounty: Bounty {
+            bounty: Ok(Bounty {
                 id: format!("{seq}"),
                 title: "t".into(),
                 description: String::new(),
@@ -309,7 +320,7 @@ mod tests {
                 deadline: timefmt::from_millis(created_ms),
                 created_at: timefmt::from_millis(created_ms),
                 status: BountyStatus::Open,
-            },
+            }),
         }
     }
 

@@ -26,7 +26,7 @@
 //!   `stream::backoff`: waits while the store fails; `stream::gaps`: gaps in a
 //!   shard, waited for, then skipped; `stream::read_ahead`: the next page of a burst;
 //!   [`stream::shared_read`]: one read of the log for all the caught-up streams of a
-//!   process.
+//!   process; [`stream::deadline`]: the stream's end, before the invocation's deadline.
 //! - [`feed`]: reading the log across shards (dense batches in time order) and the
 //!   check that a resumed cursor's entries are still there.
 //! - [`sse`]: Server-Sent Events framing: the wire format and nothing else.

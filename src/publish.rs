@@ -15,7 +15,7 @@ use crate::bounty::{parse_json, Bounty, BountyDraft};
 use crate::cursor::{Position, MAX_CREATED_MS};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::store::{
-    AppendError, FeedWriter, IdempotencyClaim, IdempotencyRecord, IdempotencyRecords, LogEntry,
+    AppendError, FeedWriter, IdempotencyClaim, IdempotencyRecord, IdempotencyRecords, NewEntry,
     StoreError,
 };
 use crate::{timefmt, InputError};
@@ -168,7 +168,7 @@ pub fn entries_after(
     now: DateTime<Utc>,
     shard: usize,
     drafts: &[BountyDraft],
-) -> Vec<LogEntry> {
+) -> Vec<NewEntry> {
     let created_ms = timefmt::to_millis(now)
         .max(head.created_ms)
         .min(MAX_CREATED_MS);
@@ -176,7 +176,7 @@ pub fn entries_after(
     drafts
         .iter()
         .zip(1u64..)
-        .map(|(draft, offset)| LogEntry {
+        .map(|(draft, offset)| NewEntry {
             position: Position {
                 created_ms,
                 seq: head.seq + offset,
@@ -322,7 +322,10 @@ mod tests {
             let entries = store.entries(1);
             let seqs: Vec<u64> = entries.iter().map(|e| e.position.seq).collect();
             assert_eq!(seqs, [1, 2, 3]);
-            let committed: Vec<&Bounty> = entries[1..].iter().map(|e| &e.bounty).collect();
+            let committed: Vec<&Bounty> = entries[1..]
+                .iter()
+                .filter_map(|e| e.bounty.as_ref().ok())
+                .collect();
             assert_eq!(committed, bounties.iter().collect::<Vec<_>>());
             assert!(store.entries(0).is_empty());
         }

@@ -228,7 +228,7 @@ async fn titles_in_log(store: &DynamoFeedStore) -> Vec<String> {
         .expect("a direct read");
     page.entries
         .into_iter()
-        .map(|entry| entry.bounty.title)
+        .map(|entry| entry.bounty.expect("a readable entry").title)
         .collect()
 }
 

@@ -513,3 +513,96 @@ async fn an_entry_deleted_ahead_of_a_stream_is_announced_as_a_gap_then_the_rest_
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_entry_is_named_in_an_error_and_skipped_by_stream_and_backfill() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use firehose::cursor::Position;
+    use firehose::store::FeedHeads;
+
+    let f = Function::on_shared("poison", &[("POLL_INTERVAL_MS", "250")]).await;
+    let (first, connected) = f.subscribe("/api/v1/bounties/stream").await;
+    let cursor = connected["cursor"].as_str().expect("cursor").to_owned();
+    drop(first);
+    let store = f.store(1).await;
+    let head = store.head(0).await.expect("head");
+    let drafts = [
+        common::draft("a", "python"),
+        common::draft("b", "python"),
+        common::draft("c", "python"),
+    ];
+    let published = firehose::publish::append(&store, 0, &drafts)
+        .await
+        .expect("append");
+    let (_, created_ms) = firehose::bounty::id::locate(&published[1].id).expect("our id");
+    let poisoned = Position {
+        created_ms,
+        seq: head.seq + 2,
+    };
+    // The item stays in the log, with a bounty no version of this code wrote.
+    common::dynamo::client(&f.dynamo_endpoint)
+        .await
+        .update_item()
+        .table_name(&f.table)
+        .key("pk", AttributeValue::S("feed#0".into()))
+        .key("sk", AttributeValue::S(poisoned.sort_key()))
+        .update_expression("SET bounty = :junk")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":junk", AttributeValue::S("{\"title\": 42".into()))
+        .send()
+        .await
+        .expect("the entry of b was there");
+
+    let mut sub = Subscriber::resuming(f.url("/api/v1/bounties/stream"), &cursor);
+    sub.connect().await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        // Well within the 30 s a gap would wait: an unreadable entry is no gap.
+        let event = sub.next(10 * SECOND).await.expect("the stream stays open");
+        match event.event.as_str() {
+            "bounty" => seen.push(format!("bounty {}", bounty_id(&event))),
+            "error" => {
+                let error = json(&event);
+                assert_eq!(
+                    (&error["code"], &error["shard"], &error["seq"], &error["id"]),
+                    (
+                        &json!("unreadable_entry"),
+                        &json!(0),
+                        &json!(poisoned.seq),
+                        &json!(published[1].id)
+                    ),
+                    "{error}"
+                );
+                seen.push("unreadable".to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            format!("bounty {}", published[0].id),
+            "unreadable".to_owned(),
+            format!("bounty {}", published[2].id)
+        ]
+    );
+    // The backfill lists the others, and does not fail for it.
+    let listing = http()
+        .get(f.url("/api/v1/tasks?limit=10"))
+        .send()
+        .await
+        .expect("backfill");
+    assert_eq!(listing.status(), 200);
+    let listing: serde_json::Value = listing.json().await.expect("json");
+    let ids: Vec<&str> = listing["bounties"]
+        .as_array()
+        .expect("bounties")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(ids, [published[2].id.as_str(), published[0].id.as_str()]);
+    assert!(
+        f.logs().contains("unreadable log entry"),
+        "the operator is told"
+    );
+}

@@ -331,7 +331,8 @@ impl Client {
                                                     "error" => {
                                                         let error = serde_json::from_str::<StreamError>(&data).unwrap_or(StreamError { code: String::new(), message: data.clone() });
                                                         // `store_unavailable`: the server catches up by itself; `gap`: entries it
-                                                        // could never read were skipped (backfill to look for them).
+                                                        // could never read were skipped (backfill to look for them);
+                                                        // `unreadable_entry`: one entry that cannot be read was skipped.
                                                         tracing::warn!(code = %error.code, message = %error.message, "the server reported an error on the stream; the stream goes on");
                                                     }
                                                     _ => {}

@@ -8,14 +8,17 @@
 //! of `retry:` and one `error` frame, without an `id:`, that ends at once; the client
 //! reconnects by itself with the `Last-Event-ID` it had ([`crate::stream::unavailable`]).
 
+use std::time::SystemTime;
+
 use chrono::Utc;
-use lambda_http::Request;
+use lambda_http::{Request, RequestExt};
 
 use super::sse::SseReply;
 use super::{query_pairs, ApiError, App};
 use crate::feed::ResumeError;
 use crate::query::parse_stream_query;
 use crate::store::{FeedReader, StoreError, StreamLeases};
+use crate::stream::deadline::run_for;
 use crate::stream::start::starting_cursor;
 use crate::stream::{bounty_stream, StreamStart};
 use crate::timefmt;
@@ -53,12 +56,12 @@ pub async fn open<S: FeedReader + StreamLeases>(
         cursor,
         resumed,
     };
-    let frames = bounty_stream(
-        app.store.clone(),
-        app.shared_read.clone(),
-        app.stream_settings(),
-        start,
-    );
+    // Timed from now, after every store call before the stream: the checkpoint comes
+    // before the invocation's deadline however long those took.
+    let mut settings = app.stream_settings();
+    let deadline = req.lambda_context_ref().map(|context| context.deadline());
+    settings.max_duration = run_for(SystemTime::now(), deadline, settings.max_duration);
+    let frames = bounty_stream(app.store.clone(), app.shared_read.clone(), settings, start);
     Ok(SseReply {
         frames: Box::pin(super::stream_cap::hold(frames, lease)),
         filter,

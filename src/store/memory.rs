@@ -17,7 +17,8 @@ use crate::bounty::{Bounty, BountyStatus};
 use crate::cursor::Position;
 use crate::store::{
     AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyRecords, LeaseRecord, LogEntry, Page, StoreError, StreamLeases,
+    IdempotencyRecords, LeaseRecord, LogEntry, NewEntry, Page, StoreError, StreamLeases,
+    Unreadable,
 };
 use crate::timefmt;
 
@@ -110,7 +111,30 @@ impl MemoryStore {
             created_ms: created_ms.max(head.created_ms),
             seq: head.seq + 1,
         };
-        state.logs[shard].push(LogEntry { position, bounty });
+        state.logs[shard].push(LogEntry {
+            position,
+            bounty: Ok(bounty),
+        });
+        state.heads[shard] = position;
+        position
+    }
+
+    /// Appends an entry to `shard` whose bounty cannot be read (as a hand-written
+    /// item would be), with `id`; returns its position.
+    pub fn push_unreadable(&self, shard: usize, id: &str) -> Position {
+        let mut state = self.state();
+        let head = state.heads[shard];
+        let position = Position {
+            created_ms: head.created_ms.max(1_000 + head.seq + 1),
+            seq: head.seq + 1,
+        };
+        state.logs[shard].push(LogEntry {
+            position,
+            bounty: Err(Unreadable {
+                id: Some(id.to_owned()),
+                detail: "expected value at line 1 column 1".into(),
+            }),
+        });
         state.heads[shard] = position;
         position
     }
@@ -264,8 +288,11 @@ impl FeedReader for MemoryStore {
         Ok(log
             .iter()
             .filter(|entry| state.readable(shard, entry))
-            .find(|entry| entry.position.created_ms == created_ms && entry.bounty.id == id)
-            .map(|entry| entry.bounty.clone()))
+            .find(|entry| {
+                entry.position.created_ms == created_ms
+                    && entry.bounty.as_ref().is_ok_and(|bounty| bounty.id == id)
+            })
+            .and_then(|entry| entry.bounty.clone().ok()))
     }
 }
 
@@ -274,7 +301,7 @@ impl FeedWriter for MemoryStore {
         &self,
         shard: usize,
         expected_head: Position,
-        entries: Vec<LogEntry>,
+        entries: Vec<NewEntry>,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<(), AppendError> {
         if take_one(&self.lost_appends) {
@@ -308,7 +335,10 @@ impl FeedWriter for MemoryStore {
                 },
             );
         }
-        state.logs[shard].extend(entries);
+        state.logs[shard].extend(entries.into_iter().map(|entry| LogEntry {
+            position: entry.position,
+            bounty: Ok(entry.bounty),
+        }));
         state.heads[shard] = last;
         Ok(())
     }
@@ -427,7 +457,7 @@ mod tests {
         assert_eq!((seqs(&back), back.more), (vec![2, 1], false));
         assert_eq!(
             store.find(0, head.created_ms, "s0-3").await.expect("find"),
-            Some(store.entries(0)[2].bounty.clone())
+            store.entries(0)[2].bounty.clone().ok()
         );
         assert_eq!(
             store.find(5, head.created_ms, "s0-3").await.expect("find"),
@@ -481,7 +511,7 @@ mod tests {
     async fn an_append_commits_only_on_the_expected_head() {
         let store = MemoryStore::new(1);
         store.push(0, "c");
-        let next = |seq| LogEntry {
+        let next = |seq| NewEntry {
             position: Position {
                 created_ms: 5_000,
                 seq,

@@ -15,11 +15,28 @@ pub mod dynamo;
 #[cfg(test)]
 pub mod memory;
 
-/// One entry of a shard's log.
+/// One entry of a shard's log: its bounty, or why it cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     pub position: Position,
+    pub bounty: Result<Bounty, Unreadable>,
+}
+
+/// An entry to append: its position and its bounty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub position: Position,
     pub bounty: Bounty,
+}
+
+/// An entry whose key is sound but whose bounty does not decode (written by hand, or
+/// by another version of this code). Readers skip it and say so, rather than stall
+/// on it: its position is known, so the log stays dense around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The bounty's id, when the item has one.
+    pub id: Option<String>,
+    pub detail: String,
 }
 
 /// Entries after a position, in log order, and whether more follow.
@@ -120,7 +137,7 @@ pub trait FeedWriter: FeedHeads {
         &self,
         shard: usize,
         expected_head: Position,
-        entries: Vec<LogEntry>,
+        entries: Vec<NewEntry>,
         claim: Option<&IdempotencyClaim>,
     ) -> impl Future<Output = Result<(), AppendError>> + Send;
 }

@@ -45,7 +45,7 @@ pub struct Connected {
 }
 
 /// What an `error` event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorEvent {
     /// A poll failed; the next comes after `retry_in_ms`, from the same cursor.
     StoreUnavailable { retry_in_ms: u64 },
@@ -55,6 +55,13 @@ pub enum ErrorEvent {
         shard: usize,
         first_seq: u64,
         last_seq: u64,
+    },
+    /// Entry `seq` of `shard` (bounty `id`, if known) cannot be read and is skipped:
+    /// one bad item never stalls a stream.
+    UnreadableEntry {
+        shard: usize,
+        seq: u64,
+        id: Option<String>,
     },
 }
 
@@ -99,6 +106,16 @@ struct GapData<'a> {
     shard: usize,
     first_seq: u64,
     last_seq: u64,
+}
+
+#[derive(Serialize)]
+struct UnreadableData<'a> {
+    code: &'a str,
+    message: &'a str,
+    shard: usize,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -159,6 +176,17 @@ impl StreamFrame {
                     shard: *shard,
                     first_seq: *first_seq,
                     last_seq: *last_seq,
+                }),
+            ),
+            StreamFrame::Error(ErrorEvent::UnreadableEntry { shard, seq, id }) => Frame::event(
+                "error",
+                None,
+                to_json(&UnreadableData {
+                    code: "unreadable_entry",
+                    message: "an entry of the log cannot be read and is skipped; the stream goes on",
+                    shard: *shard,
+                    seq: *seq,
+                    id: id.as_deref(),
                 }),
             ),
             StreamFrame::Error(ErrorEvent::StoreUnavailable { retry_in_ms }) => Frame::event(

@@ -15,10 +15,12 @@
 //! - `gaps`: gaps in a shard's sequence, waited for, then skipped after a grace period.
 //! - `read_ahead`: the next page of a burst, read while the current one is written.
 //! - [`start`]: the cursor a stream starts from (now, `since`, or a client's cursor).
+//! - [`deadline`]: how long a stream may run (its cap, or the invocation's deadline).
 //! - [`shared_read`]: one read of the log for all the caught-up streams of a process;
 //!   a stream joins it once caught up and reads on its own while behind.
 
 mod backoff;
+pub mod deadline;
 pub mod frame;
 mod gaps;
 mod read_ahead;
@@ -36,7 +38,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::cursor::Cursor;
 use crate::feed::{read_batch, Batch};
 use crate::filter::Filter;
-use crate::store::{FeedReader, StoreError};
+use crate::store::{FeedReader, LogEntry, StoreError};
 
 use self::backoff::Backoff;
 use self::gaps::Gaps;
@@ -299,12 +301,7 @@ impl<R: FeedReader> Subscription<R> {
             if let Some(slot) = self.cursor.positions.get_mut(shard) {
                 *slot = entry.position;
             }
-            if self.filter.matches(&entry.bounty) {
-                frames.push(StreamFrame::Bounty {
-                    cursor: self.cursor.clone(),
-                    bounty: entry.bounty,
-                });
-            }
+            frames.extend(self.frame_for(shard, &entry));
         }
         if !batch.more {
             // Caught up with the log: from now on the shared read, if it has not
@@ -373,12 +370,7 @@ impl<R: FeedReader> Subscription<R> {
                 continue;
             }
             *slot = entry.position;
-            if self.filter.matches(&entry.bounty) {
-                frames.push(StreamFrame::Bounty {
-                    cursor: self.cursor.clone(),
-                    bounty: entry.bounty.clone(),
-                });
-            }
+            frames.extend(self.frame_for(*shard, entry));
         }
         for (slot, end) in self.cursor.positions.iter_mut().zip(to) {
             *slot = (*slot).max(*end);
@@ -386,6 +378,24 @@ impl<R: FeedReader> Subscription<R> {
         Reply {
             frames,
             poll_in: None,
+        }
+    }
+
+    /// What an entry the cursor has just passed sends: its bounty if the filter takes
+    /// it, or, for an entry that cannot be read, an `error` naming it (every stream
+    /// says so: nobody can tell whether it would have matched).
+    fn frame_for(&self, shard: usize, entry: &LogEntry) -> Option<StreamFrame> {
+        match &entry.bounty {
+            Ok(bounty) => self.filter.matches(bounty).then(|| StreamFrame::Bounty {
+                cursor: self.cursor.clone(),
+                bounty: bounty.clone(),
+            }),
+            // Logged once per read that found it (`feed::read_batch`), not per stream.
+            Err(unreadable) => Some(StreamFrame::Error(ErrorEvent::UnreadableEntry {
+                shard,
+                seq: entry.position.seq,
+                id: unreadable.id.clone(),
+            })),
         }
     }
 
@@ -968,5 +978,60 @@ mod tests {
         }
         // The failures cost the store one read each, not one per stream.
         assert!(log.reads() - reads <= 20, "{}", log.reads() - reads);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreadable_entry_is_named_in_an_error_then_skipped_alone_or_shared() {
+        for with_shared in [false, true] {
+            let log = MemoryStore::new(1);
+            let read = with_shared.then(|| shared(&log, 64));
+            let begin = now_start(&log, Filter::default()).await;
+            let writer = log.clone();
+            let publisher = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                let before = writer.push(0, "python");
+                let poison = writer.push_unreadable(0, "s0-poison");
+                let after = writer.push(0, "python");
+                (before, poison, after)
+            });
+            let frames = collect(bounty_stream(
+                log.clone(),
+                read,
+                StreamSettings {
+                    max_duration: Duration::from_secs(10),
+                    ..settings()
+                },
+                begin,
+            ))
+            .await;
+            let (before, poison, after) = publisher.await.expect("publisher");
+            let events: Vec<&str> = frames
+                .iter()
+                .map(|(_, f)| name(f))
+                .filter(|name| matches!(*name, "bounty" | "error"))
+                .collect();
+            assert_eq!(
+                events,
+                ["bounty", "error", "bounty"],
+                "shared: {with_shared}"
+            );
+            assert_eq!(bounty_ids(&frames), [before, after]);
+            let error = frames
+                .iter()
+                .find(|(_, f)| name(f) == "error")
+                .map(|(_, f)| data(f))
+                .expect("error");
+            assert_eq!(error["code"], "unreadable_entry");
+            assert_eq!(error["shard"], 0);
+            assert_eq!(error["seq"], poison.seq);
+            assert_eq!(error["id"], "s0-poison");
+            // Skipped at once: no grace period, no stall.
+            let at = frames
+                .iter()
+                .find(|(_, f)| name(f) == "error")
+                .map(|(at, _)| *at)
+                .expect("error");
+            assert!(at < Duration::from_secs(3), "{at:?}");
+        }
     }
 }

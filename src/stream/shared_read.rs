@@ -300,7 +300,7 @@ mod tests {
         let ids: Vec<_> = entries
             .entries
             .iter()
-            .map(|(_, e)| e.bounty.id.clone())
+            .map(|(_, e)| e.bounty.as_ref().map(|b| b.id.clone()).unwrap_or_default())
             .collect();
         assert_eq!(ids, [first, second]);
         assert_eq!(entries.to[0].seq, 2);
@@ -316,7 +316,7 @@ mod tests {
             .expect("read")
             .entries
             .iter()
-            .map(|(_, e)| e.bounty.id.clone())
+            .map(|(_, e)| e.bounty.as_ref().map(|b| b.id.clone()).unwrap_or_default())
             .collect();
         assert_eq!(next_ids, [third]);
         assert!(shared.issued_ms_for(&joined).is_some());

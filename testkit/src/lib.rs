@@ -10,6 +10,8 @@
 //! - [`dynamo_local`]: Amazon's DynamoDB Local, shared or owned by one test.
 //! - [`process`]: process trees and what they cost, read from `/proc`.
 //! - [`probe`]: one-shot HTTP requests, to know when a process is ready.
+//! - [`runtime_api`]: a Lambda runtime API of the tests' own, for invocations with a
+//!   real deadline, read to their end as a Function URL reads them.
 //!
 //! Every fallible step returns an error rather than panicking, since the benchmark
 //! driver reports errors; the tests `expect` them.
@@ -19,6 +21,7 @@ pub mod function;
 pub mod probe;
 pub mod process;
 pub mod proxy;
+pub mod runtime_api;
 
 use std::path::PathBuf;
 

@@ -18,7 +18,8 @@ use super::{corrupt, n, number, s, string, unavailable, unbuildable, DynamoFeedS
 use crate::bounty::Bounty;
 use crate::cursor::{Position, MAX_SEQ};
 use crate::store::{
-    AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, LogEntry, Page, StoreError,
+    AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, LogEntry, NewEntry, Page,
+    StoreError, Unreadable,
 };
 
 fn head_pk(shard: usize) -> String {
@@ -31,12 +32,20 @@ fn feed_pk(shard: usize) -> String {
     format!("feed#{shard}")
 }
 
+/// An entry with a key out of shape is corrupt (the page cannot be placed in the log);
+/// one whose bounty does not decode is an entry all the same, marked unreadable.
 fn decode_entry(item: &HashMap<String, AttributeValue>) -> Result<LogEntry, StoreError> {
     let sk = string(item, "sk").unwrap_or_default();
     let position =
         Position::from_sort_key(sk).ok_or_else(|| corrupt(sk, "sort key is not <ms>#<seq>"))?;
-    let json = string(item, "bounty").ok_or_else(|| corrupt(sk, "no bounty attribute"))?;
-    let bounty: Bounty = serde_json::from_str(json).map_err(|err| corrupt(sk, err.to_string()))?;
+    let bounty = match string(item, "bounty") {
+        None => Err("no bounty attribute".to_owned()),
+        Some(json) => serde_json::from_str::<Bounty>(json).map_err(|err| err.to_string()),
+    }
+    .map_err(|detail| Unreadable {
+        id: string(item, "id").map(str::to_owned),
+        detail,
+    });
     Ok(LogEntry { position, bounty })
 }
 
@@ -156,7 +165,11 @@ impl FeedReader for DynamoFeedStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| unavailable("Query", err))?;
             if let Some(item) = page.items().first() {
-                return decode_entry(item).map(|entry| Some(entry.bounty));
+                let entry = decode_entry(item)?;
+                return match entry.bounty {
+                    Ok(bounty) => Ok(Some(bounty)),
+                    Err(unreadable) => Err(corrupt(&entry.position.sort_key(), unreadable.detail)),
+                };
             }
         }
         Ok(None)
@@ -168,7 +181,7 @@ impl FeedWriter for DynamoFeedStore {
         &self,
         shard: usize,
         expected_head: Position,
-        entries: Vec<LogEntry>,
+        entries: Vec<NewEntry>,
         claim: Option<&IdempotencyClaim>,
     ) -> Result<(), AppendError> {
         let Some(last) = entries.last().map(|entry| entry.position) else {
@@ -336,7 +349,7 @@ impl DynamoFeedStore {
     /// Whether the first of `entries` is in the log as ours (its id at its position),
     /// read consistently: the way to find out what happened to an append whose answer
     /// was lost.
-    async fn committed(&self, shard: usize, entries: &[LogEntry]) -> Result<bool, AppendError> {
+    async fn committed(&self, shard: usize, entries: &[NewEntry]) -> Result<bool, AppendError> {
         let Some(first) = entries.first() else {
             return Ok(true);
         };
