@@ -182,6 +182,10 @@ impl StreamFrame {
             // With `data:` as well as `id:`: most non-browser clients take an id only
             // from a frame that has data.
             StreamFrame::Checkpoint { cursor, reason } => {
+                // A client still reading a superseded stream is a second subscriber on
+                // one cursor (two tabs): its reconnect must not supersede the stream
+                // that superseded it in turn, so this last cursor names no stream.
+                let by = by.filter(|_| *reason != CheckpointReason::Superseded);
                 let cursor = cursor.encode_issued(by);
                 let data = to_json(&CheckpointData {
                     cursor: &cursor,
@@ -291,8 +295,15 @@ mod tests {
     #[test]
     fn a_streams_frames_carry_its_tag_in_every_cursor_and_superseded_says_so() {
         let tag = StreamTag::random();
-        let id = cursor().encode_issued(Some(&tag));
-        assert_ne!(id, cursor().encode());
+        let tagged = cursor().encode_issued(Some(&tag));
+        assert_ne!(tagged, cursor().encode());
+        let at_cap = StreamFrame::Checkpoint {
+            cursor: cursor(),
+            reason: CheckpointReason::MaxDuration,
+        };
+        assert!(String::from_utf8_lossy(&at_cap.encode_issued(Some(&tag))).contains(&tagged));
+        // Superseded: the position without the tag.
+        let id = cursor().encode();
         let superseded = StreamFrame::Checkpoint {
             cursor: cursor(),
             reason: CheckpointReason::Superseded,
