@@ -107,8 +107,9 @@ pub fn superseded_by<'a>(
 
 /// The streams open in this process, by tag: a takeover made here reaches the stream
 /// it supersedes at once, without waiting for that stream's next look at its lease.
-/// (On classic Lambda a process serves one stream at a time, so this only helps on
-/// Lambda Managed Instances and locally; the lease check covers the rest.)
+/// (On classic Lambda a process serves one stream at a time, so this only helps where
+/// one process serves several, as on Lambda Managed Instances; the lease check covers
+/// the rest.)
 #[derive(Debug, Default)]
 pub struct OpenStreams {
     open: Mutex<HashMap<StreamTag, Arc<watch::Sender<bool>>>>,
