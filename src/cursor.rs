@@ -6,6 +6,12 @@
 //! On the wire the cursor is URL-safe base64 of `1.<issued_ms>.<ms>-<seq>.<ms>-<seq>…`,
 //! one position per shard in its text form (`<ms>-<seq>`, [`Position::to_text`]), which
 //! backfill page tokens use too. Clients must treat it as opaque.
+//!
+//! A cursor a stream sends ends with `~<tag>`, the [`StreamTag`] of the stream that
+//! issued it, so that a client reconnecting with it can be matched to that stream
+//! (superseding, `docs/reliability.md`). The tag is not part of the position: cursors
+//! without one (issued before tags, or by the backfill) decode as before, to the same
+//! [`Cursor`].
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -108,6 +114,50 @@ pub struct Cursor {
     pub positions: Vec<Position>,
 }
 
+/// The stream that issued a cursor: a short random token, also the id of the stream's
+/// lease. Letters and digits only, so it never meets the cursor's separators.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamTag(String);
+
+impl StreamTag {
+    /// Characters of a new tag: 10 of 62 letters and digits, about 59 bits. A tag
+    /// only has to tell apart the streams of one client (see `docs/reliability.md`).
+    const LEN: usize = 10;
+    /// The longest tag a cursor may carry.
+    const MAX_LEN: usize = 32;
+
+    /// A new random tag.
+    pub fn random() -> StreamTag {
+        StreamTag(
+            std::iter::repeat_with(fastrand::alphanumeric)
+                .take(Self::LEN)
+                .collect(),
+        )
+    }
+
+    /// A tag from its text: 1 to 32 ASCII letters or digits; `None` for anything else.
+    pub fn parse(text: &str) -> Option<StreamTag> {
+        let valid = (1..=Self::MAX_LEN).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric());
+        valid.then(|| StreamTag(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The tag a cursor's text carries: `None` if it carries none or is malformed.
+    pub fn of_cursor(text: &str) -> Option<StreamTag> {
+        Cursor::decode_tagged(text).and_then(|(_, tag)| tag)
+    }
+}
+
+impl std::fmt::Display for StreamTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Limits a decoded cursor must respect.
 #[derive(Debug, Clone, Copy)]
 pub struct CursorRules {
@@ -117,29 +167,50 @@ pub struct CursorRules {
 }
 
 impl Cursor {
+    /// The cursor's text without a tag (the backfill's hand-over, page tokens).
     pub fn encode(&self) -> String {
+        self.encode_issued(None)
+    }
+
+    /// The cursor's text as the stream `by` sends it: tagged with the stream.
+    pub fn encode_issued(&self, by: Option<&StreamTag>) -> String {
         let mut text = format!("1.{}", self.issued_ms);
         for position in &self.positions {
             text.push('.');
             text.push_str(&position.to_text());
         }
+        if let Some(tag) = by {
+            text.push('~');
+            text.push_str(tag.as_str());
+        }
         URL_SAFE_NO_PAD.encode(text)
     }
 
     /// Parses a cursor's text without judging it (shards, age); `None` if malformed.
+    /// A tag, if any, is checked and left out.
     pub fn decode_unchecked(text: &str) -> Option<Cursor> {
+        Self::decode_tagged(text).map(|(cursor, _)| cursor)
+    }
+
+    /// [`Cursor::decode_unchecked`], and the tag of the stream that issued it, if any.
+    fn decode_tagged(text: &str) -> Option<(Cursor, Option<StreamTag>)> {
         let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
         let plain = std::str::from_utf8(&bytes).ok()?;
+        let (plain, tag) = match plain.split_once('~') {
+            Some((plain, tag)) => (plain, Some(StreamTag::parse(tag)?)),
+            None => (plain, None),
+        };
         let mut parts = plain.split('.');
         if parts.next() != Some("1") {
             return None;
         }
         let issued_ms = parts.next().and_then(parse_digits)?;
         let positions = parts.map(Position::from_text).collect::<Option<Vec<_>>>()?;
-        (!positions.is_empty()).then_some(Cursor {
+        let cursor = Cursor {
             issued_ms,
             positions,
-        })
+        };
+        (!cursor.positions.is_empty()).then_some((cursor, tag))
     }
 
     /// Decodes a cursor from `param` (for error messages) under `rules`.
@@ -301,6 +372,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_tag_rides_along_without_changing_the_position() {
+        let tag = StreamTag::random();
+        assert_eq!(tag.as_str().len(), 10);
+        assert_eq!(StreamTag::parse(tag.as_str()), Some(tag.clone()));
+        let text = cursor().encode_issued(Some(&tag));
+        assert_eq!(
+            text,
+            URL_SAFE_NO_PAD.encode(format!("1.1799999999000.1799999999000-42.0-0~{tag}"))
+        );
+        assert_eq!(Cursor::decode(&text, "Last-Event-ID", RULES), Ok(cursor()));
+        assert_eq!(StreamTag::of_cursor(&text), Some(tag));
+        // Untagged cursors (the old ones, the backfill's) carry none and are unchanged.
+        assert_eq!(cursor().encode_issued(None), cursor().encode());
+        assert_eq!(StreamTag::of_cursor(&cursor().encode()), None);
+        assert_eq!(StreamTag::of_cursor("not a cursor"), None);
+        for bad in ["", "a-b", "a.b", "a~b", &"x".repeat(33)] {
+            assert_eq!(StreamTag::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn malformed_cursors_are_invalid() {
         let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
         let future = b64(&format!("1.{}.1-1.1-1", RULES.now_ms + 3_600_000));
@@ -313,6 +405,11 @@ mod tests {
             b64("1.1.1-1.-1"),
             b64("1.1.99999999999999-1.1-1"),
             b64(&format!("1.{}.1-1.1-1\n", RULES.now_ms)),
+            b64("1.1.1-1.1-1~"),
+            b64("1.1.1-1.1-1~a-b"),
+            b64("1.1.1-1.1-1~a~b"),
+            b64("1.1~abc"),
+            b64(&format!("1.1.1-1.1-1~{}", "x".repeat(33))),
             URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
             future,
         ] {

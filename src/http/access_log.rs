@@ -4,8 +4,8 @@
 //!
 //! A JSON answer is logged when it is returned. A stream is logged once, when it ends:
 //! its frames are counted as typed values on their way to the wire, and the line is
-//! written when they end (`ended: completed`) or are dropped because the client went
-//! away (`ended: client_gone`). Nothing from the request's headers is logged: no
+//! written when they end (`ended: completed`, or `superseded` when another stream took
+//! over from it) or are dropped because the client went away (`ended: client_gone`). Nothing from the request's headers is logged: no
 //! `Authorization`, no key, no key hash.
 
 use std::time::Instant;
@@ -15,7 +15,7 @@ use http::Response;
 use lambda_http::Request;
 
 use super::body::ResponseBody;
-use crate::stream::StreamFrame;
+use crate::stream::{CheckpointReason, StreamFrame};
 
 /// What an endpoint tells the access log about the filter it applied (a response
 /// extension; endpoints without a filter leave it out).
@@ -76,11 +76,15 @@ impl Entry {
         };
         async_stream::stream! {
             let mut frames = std::pin::pin!(frames);
+            let mut ended = "completed";
             while let Some(frame) = frames.next().await {
                 open.counts.add(&frame);
+                if matches!(frame, StreamFrame::Checkpoint { reason: CheckpointReason::Superseded, .. }) {
+                    ended = "superseded";
+                }
                 yield frame;
             }
-            open.end("completed");
+            open.end(ended);
         }
     }
 

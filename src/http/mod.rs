@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::store::{FeedReader, FeedWriter, IdempotencyRecords, StreamLeases};
 use crate::stream::shared_read::{SharedRead, SharedSettings};
 use crate::stream::StreamSettings;
+use crate::stream_cap::OpenStreams;
 
 pub mod access_log;
 pub mod body;
@@ -51,6 +52,8 @@ pub struct App<S> {
     pub store: Arc<S>,
     /// The process's one read of the log for its caught-up streams (`SHARED_READ`).
     pub shared_read: Option<Arc<SharedRead<S>>>,
+    /// The streams open in this process, so a takeover here supersedes at once.
+    pub open_streams: Arc<OpenStreams>,
 }
 
 impl<S> App<S> {
@@ -71,6 +74,7 @@ impl<S> App<S> {
             config,
             store,
             shared_read,
+            open_streams: Arc::default(),
         }
     }
 

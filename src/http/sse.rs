@@ -11,6 +11,7 @@ use http::{header, HeaderValue, Response};
 use super::access_log;
 use super::body::{streaming, ResponseBody};
 use super::writes::{coalesce_ready, MAX_WRITE_BYTES};
+use crate::cursor::StreamTag;
 use crate::stream::StreamFrame;
 
 /// The frames of one stream, typed, and the filter they apply (for the access log).
@@ -18,13 +19,20 @@ pub struct SseReply {
     pub frames: Pin<Box<dyn Stream<Item = StreamFrame> + Send>>,
     /// The filter as JSON, as `connected` echoes it.
     pub filter: String,
+    /// The stream's tag, which every cursor it sends carries (none for a stream that
+    /// holds no lease and sends no cursor).
+    pub issuer: Option<StreamTag>,
 }
 
 impl SseReply {
     /// The response that sends the frames; `access` logs the stream once, at its end.
     pub fn into_response(self, access: access_log::Entry) -> Response<ResponseBody> {
         let counted = access.stream(self.filter, self.frames);
-        let writes = coalesce_ready(counted.map(|frame| frame.encode()), MAX_WRITE_BYTES);
+        let issuer = self.issuer;
+        let writes = coalesce_ready(
+            counted.map(move |frame| frame.encode_issued(issuer.as_ref())),
+            MAX_WRITE_BYTES,
+        );
         let mut response = Response::new(streaming(writes));
         let headers = response.headers_mut();
         headers.insert(

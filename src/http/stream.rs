@@ -15,12 +15,13 @@ use lambda_http::{Request, RequestExt};
 
 use super::sse::SseReply;
 use super::{query_pairs, ApiError, App};
+use crate::cursor::StreamTag;
 use crate::feed::ResumeError;
-use crate::query::parse_stream_query;
+use crate::query::{parse_stream_query, StartAt};
 use crate::store::{FeedReader, StoreError, StreamLeases};
 use crate::stream::deadline::run_for;
 use crate::stream::start::starting_cursor;
-use crate::stream::{bounty_stream, StreamStart};
+use crate::stream::{bounty_stream_until, StreamStart};
 use crate::timefmt;
 
 pub async fn open<S: FeedReader + StreamLeases>(
@@ -36,6 +37,11 @@ pub async fn open<S: FeedReader + StreamLeases>(
     let lookback_ms = u64::try_from(app.config.lookback.as_millis()).unwrap_or(u64::MAX);
 
     let filter = serde_json::to_string(&query.filter).unwrap_or_default();
+    // The stream that issued the client's cursor, which this one supersedes.
+    let from = match &query.start {
+        StartAt::Cursor { cursor, .. } => StreamTag::of_cursor(cursor),
+        StartAt::Now | StartAt::Since(_) => None,
+    };
 
     let (cursor, resumed) =
         match starting_cursor(app.store.as_ref(), query.start, now_ms, lookback_ms).await {
@@ -46,7 +52,7 @@ pub async fn open<S: FeedReader + StreamLeases>(
 
     // Every refusal of the input came first: a bad request costs no lease. The lease
     // is held until the frames end or are dropped.
-    let lease = match super::stream_cap::admit_stream(app, req).await {
+    let lease = match super::stream_cap::admit_stream(app, req, from.as_ref()).await {
         Ok(lease) => lease,
         Err(ApiError::Store(err)) => return Ok(unavailable(app, filter, &err)),
         Err(err) => return Err(err),
@@ -61,10 +67,21 @@ pub async fn open<S: FeedReader + StreamLeases>(
     let mut settings = app.stream_settings();
     let deadline = req.lambda_context_ref().map(|context| context.deadline());
     settings.max_duration = run_for(SystemTime::now(), deadline, settings.max_duration);
-    let frames = bounty_stream(app.store.clone(), app.shared_read.clone(), settings, start);
+    // Half a heartbeat between looks at the lease: a stream superseded from another
+    // instance ends within one heartbeat of the takeover, the read included.
+    let superseded = lease.superseded(settings.heartbeat / 2);
+    let issuer = Some(lease.tag().clone());
+    let frames = bounty_stream_until(
+        app.store.clone(),
+        app.shared_read.clone(),
+        settings,
+        start,
+        superseded,
+    );
     Ok(SseReply {
         frames: Box::pin(super::stream_cap::hold(frames, lease)),
         filter,
+        issuer,
     })
 }
 
@@ -76,5 +93,6 @@ fn unavailable<S>(app: &App<S>, filter: String, err: &StoreError) -> SseReply {
     SseReply {
         frames: Box::pin(crate::stream::unavailable(&settings)),
         filter,
+        issuer: None,
     }
 }

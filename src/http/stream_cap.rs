@@ -9,13 +9,17 @@ use lambda_http::Request;
 
 use super::client_ip::client_of;
 use super::{ApiError, App};
+use crate::cursor::StreamTag;
 use crate::store::StreamLeases;
-use crate::stream_cap::{admit, Admission, CapSettings, Lease};
+use crate::stream_cap::{admit_resuming, Admission, CapSettings, Lease};
 
-/// Takes a slot for a new stream of this request's client, or refuses with 429.
+/// Takes a slot for a new stream of this request's client, or refuses with 429. A
+/// stream resuming from a cursor that one of the client's open streams issued (`from`)
+/// takes over that stream's slot, and supersedes it.
 pub async fn admit_stream<S: StreamLeases>(
     app: &App<S>,
     req: &Request,
+    from: Option<&StreamTag>,
 ) -> Result<Lease<S>, ApiError> {
     let settings = CapSettings {
         max_per_client: app.config.max_streams_per_client,
@@ -23,7 +27,15 @@ pub async fn admit_stream<S: StreamLeases>(
         grace: app.config.stream_lease_grace,
     };
     let client = client_of(req);
-    match admit(app.store.clone(), &client, &settings).await? {
+    match admit_resuming(
+        app.store.clone(),
+        &client,
+        &settings,
+        from,
+        Some(&app.open_streams),
+    )
+    .await?
+    {
         Admission::Admitted(lease) => Ok(lease),
         Admission::Refused { retry_after } => {
             tracing::warn!(

@@ -35,6 +35,8 @@ pub struct MemoryStore {
     lost_appends: AtomicU32,
     /// Every log read waits this long first (tokio time: paused tests skip it).
     read_delay: Mutex<Option<Duration>>,
+    /// Reads of one lease ([`StreamLeases::holder`]) so far.
+    lease_checks: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -164,6 +166,11 @@ impl MemoryStore {
     /// The entries `shard` holds, in log order.
     pub fn entries(&self, shard: usize) -> Vec<LogEntry> {
         self.state().logs[shard].clone()
+    }
+
+    /// Reads of one lease ([`StreamLeases::holder`]) so far.
+    pub fn lease_checks(&self) -> usize {
+        self.lease_checks.load(Ordering::SeqCst)
     }
 
     /// Log reads (`read_after`, `read_before`) so far, failed ones included.
@@ -380,6 +387,41 @@ impl StreamLeases for MemoryStore {
         }
         slots.insert(lease.slot, lease.clone());
         Ok(true)
+    }
+
+    async fn take_over(
+        &self,
+        client: &str,
+        held: &LeaseRecord,
+        lease: &LeaseRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let slots = state.leases.entry(client.to_owned()).or_default();
+        // The DynamoDB store's condition: the same holder, its lease not lapsed.
+        let still_held = slots
+            .get(&held.slot)
+            .is_some_and(|now| now.stream_id == held.stream_id && now.expires_ms >= now_ms);
+        if still_held {
+            slots.insert(
+                held.slot,
+                LeaseRecord {
+                    slot: held.slot,
+                    ..lease.clone()
+                },
+            );
+        }
+        Ok(still_held)
+    }
+
+    async fn holder(&self, client: &str, slot: u32) -> Result<Option<LeaseRecord>, StoreError> {
+        self.lease_checks.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .state()
+            .leases
+            .get(client)
+            .and_then(|slots| slots.get(&slot))
+            .cloned())
     }
 
     async fn release(&self, client: &str, slot: u32, stream_id: &str) -> Result<(), StoreError> {

@@ -165,8 +165,11 @@ pub async fn heads<H: FeedHeads>(store: &H) -> Result<Vec<Position>, StoreError>
 pub struct LeaseRecord {
     /// Which of the client's slots (`0..cap`).
     pub slot: u32,
-    /// The stream holding it.
+    /// The stream holding it (its [`crate::cursor::StreamTag`]).
     pub stream_id: String,
+    /// The tag of the cursor the stream was opened with, if it had one: a reconnect
+    /// with that same cursor supersedes this stream too (`crate::stream_cap`).
+    pub resumed_from: Option<String>,
     /// When the hold lapses if nobody releases it (ms since the epoch).
     pub expires_ms: u64,
 }
@@ -189,6 +192,25 @@ pub trait StreamLeases: Send + Sync + 'static {
         lease: &LeaseRecord,
         now_ms: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Passes `held.slot` from the stream that holds it, `held.stream_id`, to
+    /// `lease.stream_id`, only if that stream still holds it and its lease had not
+    /// lapsed before `now_ms` (superseding). `Ok(false)` when it no longer does.
+    fn take_over(
+        &self,
+        client: &str,
+        held: &LeaseRecord,
+        lease: &LeaseRecord,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The lease on `slot` of `client`, if there is one (lapsed or not), read
+    /// consistently: how a stream learns that another took its slot over.
+    fn holder(
+        &self,
+        client: &str,
+        slot: u32,
+    ) -> impl Future<Output = Result<Option<LeaseRecord>, StoreError>> + Send;
 
     /// Frees `slot` of `client` if `stream_id` still holds it.
     fn release(

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::bounty::Bounty;
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, StreamTag};
 use crate::filter::Filter;
 use crate::sse::Frame;
 use crate::timefmt;
@@ -70,12 +70,15 @@ pub enum ErrorEvent {
 pub enum CheckpointReason {
     /// The stream reached its cap (`STREAM_MAX_SECONDS`).
     MaxDuration,
+    /// A stream opened with a cursor this one issued took over from it.
+    Superseded,
 }
 
 impl CheckpointReason {
     pub fn as_str(self) -> &'static str {
         match self {
             CheckpointReason::MaxDuration => "max_duration",
+            CheckpointReason::Superseded => "superseded",
         }
     }
 }
@@ -140,8 +143,14 @@ impl StreamFrame {
         matches!(self, StreamFrame::Bounty { .. })
     }
 
-    /// The SSE frame: payloads serialised, cursors encoded.
+    /// The SSE frame: payloads serialised, cursors encoded without a stream tag.
     pub fn to_sse(&self) -> Frame {
+        self.to_sse_issued(None)
+    }
+
+    /// The SSE frame as the stream `by` sends it: its cursors tagged with the stream,
+    /// so that a reconnect with one of them supersedes it.
+    pub fn to_sse_issued(&self, by: Option<&StreamTag>) -> Frame {
         match self {
             StreamFrame::Retry(ms) => Frame::Retry(*ms),
             StreamFrame::Heartbeat => Frame::Comment("heartbeat"),
@@ -149,7 +158,7 @@ impl StreamFrame {
             // loses the connection before any bounty still resumes from here, not from
             // "now".
             StreamFrame::Connected(connected) => {
-                let cursor = connected.cursor.encode();
+                let cursor = connected.cursor.encode_issued(by);
                 let data = to_json(&ConnectedData {
                     filter: &connected.filter,
                     server_time: timefmt::format(connected.server_time),
@@ -161,7 +170,7 @@ impl StreamFrame {
                 Frame::event("connected", Some(cursor), data)
             }
             StreamFrame::Bounty { cursor, bounty } => {
-                Frame::event("bounty", Some(cursor.encode()), to_json(bounty))
+                Frame::event("bounty", Some(cursor.encode_issued(by)), to_json(bounty))
             }
             StreamFrame::Error(ErrorEvent::Gap {
                 shard,
@@ -201,7 +210,11 @@ impl StreamFrame {
             // With `data:` as well as `id:`: most non-browser clients take an id only
             // from a frame that has data.
             StreamFrame::Checkpoint { cursor, reason } => {
-                let cursor = cursor.encode();
+                // A client still reading a superseded stream is a second subscriber on
+                // one cursor (two tabs): its reconnect must not supersede the stream
+                // that superseded it in turn, so this last cursor names no stream.
+                let by = by.filter(|_| *reason != CheckpointReason::Superseded);
+                let cursor = cursor.encode_issued(by);
                 let data = to_json(&CheckpointData {
                     cursor: &cursor,
                     reason: reason.as_str(),
@@ -211,9 +224,14 @@ impl StreamFrame {
         }
     }
 
-    /// The bytes on the wire.
+    /// The bytes on the wire, as the stream `by` sends them.
+    pub fn encode_issued(&self, by: Option<&StreamTag>) -> Bytes {
+        self.to_sse_issued(by).encode()
+    }
+
+    /// The bytes on the wire, cursors untagged.
     pub fn encode(&self) -> Bytes {
-        self.to_sse().encode()
+        self.encode_issued(None)
     }
 }
 
@@ -300,6 +318,56 @@ mod tests {
                 "event: checkpoint\nid: {id}\ndata: {{\"cursor\":\"{id}\",\"reason\":\"max_duration\"}}\n\n"
             )
         );
+    }
+
+    #[test]
+    fn a_streams_frames_carry_its_tag_in_every_cursor_and_superseded_says_so() {
+        let tag = StreamTag::random();
+        let tagged = cursor().encode_issued(Some(&tag));
+        assert_ne!(tagged, cursor().encode());
+        let at_cap = StreamFrame::Checkpoint {
+            cursor: cursor(),
+            reason: CheckpointReason::MaxDuration,
+        };
+        assert!(String::from_utf8_lossy(&at_cap.encode_issued(Some(&tag))).contains(&tagged));
+        // Superseded: the position without the tag.
+        let id = cursor().encode();
+        let superseded = StreamFrame::Checkpoint {
+            cursor: cursor(),
+            reason: CheckpointReason::Superseded,
+        };
+        assert_eq!(
+            superseded.encode_issued(Some(&tag)),
+            format!(
+                "event: checkpoint\nid: {id}\ndata: {{\"cursor\":\"{id}\",\"reason\":\"superseded\"}}\n\n"
+            )
+        );
+        let bounty = StreamFrame::Bounty {
+            cursor: cursor(),
+            bounty: bounty(),
+        };
+        let Frame::Event { id: Some(sent), .. } = bounty.to_sse_issued(Some(&tag)) else {
+            panic!("an event with an id")
+        };
+        assert_eq!(StreamTag::of_cursor(&sent), Some(tag.clone()));
+        let connected = StreamFrame::Connected(Connected {
+            filter: Filter::default(),
+            server_time: timefmt::from_millis(1_000),
+            cursor: cursor(),
+            resumed: true,
+            closes_at: timefmt::from_millis(271_000),
+            heartbeat_ms: 15_000,
+        });
+        let Frame::Event {
+            id: Some(sent),
+            data,
+            ..
+        } = connected.to_sse_issued(Some(&tag))
+        else {
+            panic!("an event with an id")
+        };
+        assert!(data.contains(&format!("\"cursor\":\"{sent}\"")), "{data}");
+        assert_eq!(StreamTag::of_cursor(&sent), Some(tag));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod read_ahead;
 pub mod shared_read;
 pub mod start;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,8 @@ pub struct StreamStart {
 /// What woke the loop.
 enum Step {
     Close,
+    /// Another stream took over from this one.
+    Superseded,
     Polled(Result<Batch, StoreError>),
     Shared(Result<Arc<SharedBatch>, RecvError>),
     Heartbeat,
@@ -123,7 +126,23 @@ pub fn bounty_stream<R: FeedReader>(
     settings: StreamSettings,
     start: StreamStart,
 ) -> impl Stream<Item = StreamFrame> + Send + 'static {
+    bounty_stream_until(store, shared, settings, start, std::future::pending())
+}
+
+/// [`bounty_stream`], which also ends as soon as `superseded` completes (another
+/// stream took over from this one: [`crate::stream_cap::Lease::superseded`]): the read
+/// in flight is dropped unfinished, nothing is read after, and the last frame is a
+/// `checkpoint` with reason `superseded`.
+pub fn bounty_stream_until<R: FeedReader>(
+    store: Arc<R>,
+    shared: Option<Arc<SharedRead<R>>>,
+    settings: StreamSettings,
+    start: StreamStart,
+    superseded: impl Future<Output = ()> + Send + 'static,
+) -> impl Stream<Item = StreamFrame> + Send + 'static {
     async_stream::stream! {
+        let mut superseded = std::pin::pin!(superseded);
+        let mut reason = CheckpointReason::MaxDuration;
         let started = Instant::now();
         let deadline = started + settings.max_duration;
         let retry_ms = settings.retry_ms;
@@ -138,11 +157,16 @@ pub fn bounty_stream<R: FeedReader>(
             let step = tokio::select! {
                 biased;
                 _ = sleep_until(deadline) => Step::Close,
+                () = &mut superseded => Step::Superseded,
                 step = subscription.next_read() => step,
                 _ = sleep_until(heartbeat_at) => Step::Heartbeat,
             };
             let reply = match step {
                 Step::Close => break,
+                Step::Superseded => {
+                    reason = CheckpointReason::Superseded;
+                    break;
+                }
                 Step::Heartbeat => Reply::send(StreamFrame::Heartbeat),
                 Step::Polled(Ok(batch)) => subscription.delivered(batch),
                 Step::Polled(Err(err)) => subscription.failed(&err),
@@ -156,7 +180,11 @@ pub fn bounty_stream<R: FeedReader>(
             subscription.schedule(reply.poll_in);
         }
 
-        yield subscription.checkpoint();
+        let checkpoint = subscription.checkpoint(reason);
+        // Whatever the loop was waiting on is not awaited again: drop it now rather
+        // than hold a read open while the last frame is written.
+        subscription.stop_reading();
+        yield checkpoint;
     }
 }
 
@@ -442,7 +470,13 @@ impl<R: FeedReader> Subscription<R> {
         }
     }
 
-    fn checkpoint(&self) -> StreamFrame {
+    /// Drops the read in flight (and leaves the shared read): nothing more is read.
+    fn stop_reading(&mut self) {
+        self.in_flight = None;
+        self.joined = None;
+    }
+
+    fn checkpoint(&self, reason: CheckpointReason) -> StreamFrame {
         let mut cursor = self.cursor.clone();
         // A joined stream that took every batch is as fresh as the shared read's
         // last (empty) read, which it was never woken for.
@@ -451,10 +485,7 @@ impl<R: FeedReader> Subscription<R> {
                 cursor.issued_ms = cursor.issued_ms.max(issued_ms);
             }
         }
-        StreamFrame::Checkpoint {
-            cursor,
-            reason: CheckpointReason::MaxDuration,
-        }
+        StreamFrame::Checkpoint { cursor, reason }
     }
 }
 
@@ -758,6 +789,68 @@ mod tests {
             .map(|(_, f)| data(f)["id"].clone())
             .collect();
         assert_eq!(ids, [serde_json::json!(first), serde_json::json!(third)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_superseded_stream_drops_its_read_and_ends_with_a_superseded_checkpoint() {
+        // Every read takes an hour: the one in flight when the takeover comes must be
+        // dropped, not awaited.
+        let log = MemoryStore::new(1);
+        log.push(0, "python");
+        log.slow_reads(Some(Duration::from_secs(3600)));
+        let (tell, told) = tokio::sync::oneshot::channel::<()>();
+        let mut begin = start(1, Filter::default());
+        begin.resumed = true;
+        let stream = bounty_stream_until(log.clone(), None, settings(), begin, async move {
+            let _ = told.await;
+        });
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20_500)).await;
+            let _ = tell.send(());
+        });
+        let frames = collect(stream).await;
+        let names: Vec<_> = frames.iter().map(|(_, f)| name(f)).collect();
+        assert_eq!(names, ["retry", "connected", "comment", "checkpoint"]);
+        let (at, checkpoint) = frames.last().expect("frames");
+        assert_eq!(*at, Duration::from_millis(20_500), "ends at the takeover");
+        let data = data(checkpoint);
+        assert_eq!(data["reason"], "superseded");
+        // Where it was: nothing read yet, so the cursor it started from.
+        let Frame::Event { id, .. } = checkpoint else {
+            panic!("event")
+        };
+        assert_eq!(id.as_deref(), data["cursor"].as_str());
+        let reads = log.reads();
+        assert_eq!(reads, 1, "the one read, dropped in flight");
+        tokio::time::sleep(Duration::from_secs(7200)).await;
+        assert_eq!(log.reads(), reads, "nothing read after");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_superseded_stream_on_the_shared_read_leaves_it() {
+        let log = MemoryStore::new(1);
+        let read = shared(&log, 64);
+        let (tell, told) = tokio::sync::oneshot::channel::<()>();
+        let begin = now_start(&log, Filter::default()).await;
+        let superseded = bounty_stream_until(
+            log.clone(),
+            Some(read.clone()),
+            settings(),
+            begin,
+            async move {
+                let _ = told.await;
+            },
+        );
+        let superseded = tokio::spawn(collect(superseded));
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        let delivered = log.push(0, "python");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = tell.send(());
+        let frames = superseded.await.expect("stream");
+        assert_eq!(bounty_ids(&frames), [delivered]);
+        let (at, last) = frames.last().expect("frames");
+        assert_eq!(*at, Duration::from_millis(5_500));
+        assert_eq!(data(last)["reason"], "superseded");
     }
 
     #[tokio::test(start_paused = true)]

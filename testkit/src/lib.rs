@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //!
+//! - [`front`]: an AWS-like front for the function: like a Function URL, it keeps
+//!   reading a response after its client left, and records when each one ended.
 //! - [`proxy`]: one loopback proxy with fault hooks (cut, stall, outage, DynamoDB's
 //!   throttling answers, 500s, delays) that counts the requests it forwards.
 //! - [`function`]: the function under `cargo lambda watch` on a free loopback port.
@@ -17,6 +19,7 @@
 //! driver reports errors; the tests `expect` them.
 
 pub mod dynamo_local;
+pub mod front;
 pub mod function;
 pub mod probe;
 pub mod process;

@@ -1,13 +1,18 @@
 //! Stream leases on DynamoDB: one item per (client, slot), in the feed's table.
 //!
-//! - lease: `pk = "lease#<client>"`, `sk = "slot#<slot:05>"`, `stream_id` (S),
-//!   `expires_ms` (N), `expires_at` (N, the TTL, only to clean up: lapsed leases are
-//!   free as soon as `expires_ms` passes, whether or not TTL has deleted them yet)
+//! - lease: `pk = "lease#<client>"`, `sk = "slot#<slot:05>"`, `stream_id` (S, the
+//!   holder's tag), `resumed_from` (S, optional: the tag of the cursor the holder was
+//!   opened with), `expires_ms` (N), `expires_at` (N, the TTL, only to clean up:
+//!   lapsed leases are free as soon as `expires_ms` passes, whether or not TTL has
+//!   deleted them yet)
 //!
 //! Admission is one consistent Query on the client's partition plus one conditional
-//! PutItem; release is one conditional DeleteItem.
+//! PutItem (a claim of a free slot, or a takeover of a superseded stream's); release is
+//! one conditional DeleteItem; a running stream reads its own lease with a consistent
+//! GetItem to learn whether it was superseded.
 
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -31,12 +36,44 @@ fn decode(item: &std::collections::HashMap<String, AttributeValue>) -> Option<Le
         .parse()
         .ok()?;
     let stream_id = item.get("stream_id")?.as_s().ok()?.clone();
+    let resumed_from = item
+        .get("resumed_from")
+        .and_then(|value| value.as_s().ok())
+        .cloned();
     let expires_ms = number(item, "expires_ms")?;
     Some(LeaseRecord {
         slot,
         stream_id,
+        resumed_from,
         expires_ms,
     })
+}
+
+impl DynamoFeedStore {
+    /// A PutItem of `lease` for `client`, without its condition yet.
+    fn put_lease(&self, client: &str, lease: &LeaseRecord) -> PutItemFluentBuilder {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(lease_pk(client)))
+            .item("sk", s(slot_sk(lease.slot)))
+            .item("stream_id", s(lease.stream_id.clone()))
+            .item("expires_ms", n(lease.expires_ms))
+            .item("expires_at", n(lease.expires_ms.div_ceil(1000)));
+        match &lease.resumed_from {
+            Some(tag) => put.item("resumed_from", s(tag.clone())),
+            None => put,
+        }
+    }
+}
+
+/// True when a conditional PutItem failed only because its condition did not hold.
+fn lost(err: &aws_sdk_dynamodb::error::SdkError<PutItemError>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(PutItemError::ConditionalCheckFailedException(_))
+    )
 }
 
 impl StreamLeases for DynamoFeedStore {
@@ -75,30 +112,63 @@ impl StreamLeases for DynamoFeedStore {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let outcome = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(lease_pk(client)))
-            .item("sk", s(slot_sk(lease.slot)))
-            .item("stream_id", s(lease.stream_id.clone()))
-            .item("expires_ms", n(lease.expires_ms))
-            .item("expires_at", n(lease.expires_ms.div_ceil(1000)))
+            .put_lease(client, lease)
             .condition_expression("attribute_not_exists(pk) OR expires_ms < :now")
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
         match outcome {
             Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(err) if lost(&err) => Ok(false),
             Err(err) => Err(unavailable("PutItem", err)),
         }
+    }
+
+    async fn take_over(
+        &self,
+        client: &str,
+        held: &LeaseRecord,
+        lease: &LeaseRecord,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let lease = LeaseRecord {
+            slot: held.slot,
+            ..lease.clone()
+        };
+        // Exactly when a claim of this slot would fail because `held` holds it: two
+        // reconnects racing for one stream's slot cannot both win it.
+        let outcome = self
+            .put_lease(client, &lease)
+            .condition_expression("stream_id = :holder AND expires_ms >= :now")
+            .expression_attribute_values(":holder", s(held.stream_id.clone()))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(true),
+            Err(err) if lost(&err) => Ok(false),
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
+    }
+
+    async fn holder(&self, client: &str, slot: u32) -> Result<Option<LeaseRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(lease_pk(client)))
+            .key("sk", s(slot_sk(slot)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| unavailable("GetItem", err))?;
+        Ok(output.item().and_then(|item| {
+            let lease = decode(item);
+            if lease.is_none() {
+                tracing::warn!(client, slot, "ignoring a lease item in an unknown shape");
+            }
+            lease
+        }))
     }
 
     async fn release(&self, client: &str, slot: u32, stream_id: &str) -> Result<(), StoreError> {
