@@ -26,6 +26,17 @@ pub struct Config {
     /// Whether the streams of this process share one read of the log
     /// (`SHARED_READ`, on by default; off: every stream reads alone).
     pub shared_read: bool,
+    /// What this function serves (`ROUTES`): every route, or publishing and lookups
+    /// only (the publish function, whose reserved concurrency streams must not take).
+    pub routes: Routes,
+}
+
+/// The routes a function serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    All,
+    /// Everything but the stream.
+    Publish,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +132,18 @@ impl Config {
             }
         };
 
+        let routes = match var("ROUTES").as_deref().map(str::trim) {
+            None | Some("all") => Routes::All,
+            Some("publish") => Routes::Publish,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "ROUTES",
+                    value: other.to_owned(),
+                    reason: "expected all or publish".into(),
+                })
+            }
+        };
+
         Ok(Config {
             table_name,
             poll_interval: Duration::from_millis(number("POLL_INTERVAL_MS", 1000, 50, 60_000)?),
@@ -141,6 +164,7 @@ impl Config {
             publish_keys,
             log_format,
             shared_read,
+            routes,
         })
     }
 }
@@ -174,6 +198,9 @@ mod tests {
         assert!(config.shared_read);
         let off = super::tests::config(&[("SHARED_READ", "off")]).expect("valid");
         assert!(!off.shared_read);
+        assert_eq!(config.routes, Routes::All);
+        let publish = super::tests::config(&[("ROUTES", "publish")]).expect("valid");
+        assert_eq!(publish.routes, Routes::Publish);
     }
 
     #[test]
@@ -221,6 +248,7 @@ mod tests {
             ("TABLE_NAME", "a b"),
             ("LOG_FORMAT", "xml"),
             ("SHARED_READ", "yes"),
+            ("ROUTES", "stream"),
         ] {
             let err = config(&[(name, value)]).expect_err(name);
             assert_eq!(err.name, name);

@@ -446,3 +446,35 @@ async fn the_template_and_the_function_send_exactly_one_cors_header_set() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_function_refuses_the_stream_and_serves_the_rest() {
+    let f = Function::on_shared("routes", &[("ROUTES", "publish")]).await;
+    let response = http()
+        .get(f.url("/api/v1/bounties/stream"))
+        .send()
+        .await
+        .expect("request");
+    let (_, body) = expect_error(response, 404, "not_found", None).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stream URL")),
+        "{body}"
+    );
+    let id = f
+        .publish(&bounty_body("publish only", "python", 1_000, &[]))
+        .await;
+    let found = http()
+        .get(f.url(&format!("/api/v1/tasks/{id}")))
+        .send()
+        .await
+        .expect("lookup");
+    assert_eq!(found.status(), 200);
+    let listed = http()
+        .get(f.url("/api/v1/tasks"))
+        .send()
+        .await
+        .expect("backfill");
+    assert_eq!(listed.status(), 200);
+}

@@ -244,14 +244,11 @@ fn publishing_is_its_own_classic_function_with_reserved_concurrency_in_both_mode
             5,
             "{mode}: the default reservation"
         );
-        for same in [
-            "Code",
-            "Handler",
-            "Runtime",
-            "Architectures",
-            "Environment",
-            "Timeout",
-        ] {
+        // The stream function's settings, and one more: it serves no stream.
+        let mut environment = stream["Environment"].clone();
+        environment["Variables"]["ROUTES"] = serde_json::json!("publish");
+        assert_eq!(publish["Environment"], environment, "{mode}");
+        for same in ["Code", "Handler", "Runtime", "Architectures", "Timeout"] {
             assert_eq!(
                 publish[same], stream[same],
                 "{mode}: {same} as the stream function's"

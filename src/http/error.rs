@@ -19,6 +19,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("no such path")]
     NotFound,
+    /// The stream, asked of the function that only publishes.
+    #[error("the stream is not served here")]
+    StreamElsewhere,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("body larger than {limit} bytes")]
@@ -77,7 +80,7 @@ impl ApiError {
             ApiError::Input(err) if err.code.is_semantic() => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Input(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::StreamElsewhere => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -112,6 +115,12 @@ impl ApiError {
                 "not_found",
                 None,
                 "no such endpoint; see /api/v1/bounties/stream and /api/v1/tasks".into(),
+            ),
+            ApiError::StreamElsewhere => (
+                "not_found",
+                None,
+                "this URL serves publishing and lookups only; streams are on the stream URL"
+                    .into(),
             ),
             ApiError::MethodNotAllowed { allow } => (
                 "method_not_allowed",

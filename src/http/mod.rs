@@ -10,7 +10,7 @@ use http::{Method, Response};
 use lambda_http::{Request, RequestExt};
 use tracing::Instrument;
 
-use crate::config::Config;
+use crate::config::{Config, Routes};
 use crate::store::{FeedReader, FeedWriter, IdempotencyRecords, StreamLeases};
 use crate::stream::shared_read::{SharedRead, SharedSettings};
 use crate::stream::StreamSettings;
@@ -166,6 +166,9 @@ async fn route<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
 ) -> Result<Reply, ApiError> {
     limits::check(&req)?;
     let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
+    if route == Route::Stream && app.config.routes == Routes::Publish {
+        return Err(ApiError::StreamElsewhere);
+    }
     match (route, req.method()) {
         (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow()).into()),
         (Route::Stream, &Method::GET) => stream::open(app, &req).await.map(Reply::Stream),

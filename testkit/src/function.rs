@@ -202,6 +202,14 @@ impl Launch {
         self
     }
 
+    /// The request that tells the function is ready: `GET path` answered `status` by
+    /// the function itself (a function that serves no stream cannot be asked for one).
+    pub fn ready_probe(mut self, path: impl Into<String>, status: u16) -> Launch {
+        self.ready_path = path.into();
+        self.ready_status = status;
+        self
+    }
+
     /// How long the function may take to be ready (its build included).
     pub fn ready_within(mut self, limit: Duration) -> Launch {
         self.ready_within = limit;

@@ -66,6 +66,10 @@ impl Function {
                 launch = launch.env(*name, *value);
             }
         }
+        if env.contains(&("ROUTES", "publish")) {
+            // No stream to probe: the backfill refuses the unknown parameter instead.
+            launch = launch.ready_probe("/api/v1/tasks?ready_probe=1", 400);
+        }
         let process = launch
             .start()
             .await
