@@ -16,7 +16,7 @@ use common::{bounty_body, http, Function, Subscriber};
 use firehose::cursor::{Cursor, Position};
 use firehose::publish::entries_after;
 use firehose::store::dynamo::schema::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
-use firehose::store::{FeedHeads, LogEntry};
+use firehose::store::{FeedHeads, NewEntry};
 use serde_json::Value;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -32,7 +32,7 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 /// Moves shard 0's head from `from` to `entry`'s position, as the first half of an
 /// append's transaction, leaving the entry item unwritten.
-async fn write_head_ahead(f: &Function, from: Position, entry: &LogEntry) {
+async fn write_head_ahead(f: &Function, from: Position, entry: &NewEntry) {
     common::dynamo::client(&f.dynamo_endpoint)
         .await
         .update_item()
@@ -51,7 +51,7 @@ async fn write_head_ahead(f: &Function, from: Position, entry: &LogEntry) {
 
 /// Writes `entry`'s item into shard 0's log, as the function's append does: the end
 /// of the window.
-async fn write_entry(f: &Function, entry: &LogEntry) {
+async fn write_entry(f: &Function, entry: &NewEntry) {
     let expires_at = u64::try_from(Utc::now().timestamp()).expect("after 1970") + 86_400;
     common::dynamo::client(&f.dynamo_endpoint)
         .await
