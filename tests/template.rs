@@ -151,9 +151,14 @@ fn every_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
             timeout > cap_max,
             "{name}: timeout {timeout} must exceed the largest cap {cap_max}"
         );
-        let env = property(&template, function, "Environment")["Variables"]
+        // SAM merges a function's own variables over those of Globals.
+        let mut env = template["Globals"]["Function"]["Environment"]["Variables"]
             .as_mapping()
-            .expect("Environment");
+            .cloned()
+            .expect("Globals' Environment");
+        if let Some(own) = function["Properties"]["Environment"]["Variables"].as_mapping() {
+            env.extend(own.clone());
+        }
         for variable in [
             "TABLE_NAME",
             "POLL_INTERVAL_MS",
