@@ -6,7 +6,7 @@ use std::sync::Arc;
 use firehose::config::Config;
 use firehose::http::{handle, App};
 use firehose::store::dynamo::{client_from_env, DynamoFeedStore};
-use lambda_http::{run_with_streaming_response, service_fn, Error, Request};
+use lambda_http::{run_with_streaming_response_concurrent, service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -35,7 +35,13 @@ async fn main() -> Result<(), Error> {
         config.lookback,
     );
     let app = Arc::new(App::new(config, store));
-    run_with_streaming_response(service_fn(move |req: Request| {
+    // One binary for both platforms. On Lambda Managed Instances the platform sets
+    // AWS_LAMBDA_MAX_CONCURRENCY and the runtime polls for that many invocations at
+    // once, each on a clone of this service (so all of them share `app`: its config
+    // and the store's client). On classic Lambda the variable is unset and the runtime
+    // takes one invocation at a time, as `run_with_streaming_response` did (which
+    // ignores the variable: it only warns and still runs one at a time).
+    run_with_streaming_response_concurrent(service_fn(move |req: Request| {
         let app = app.clone();
         async move { Ok::<_, Error>(handle(&app, req).await) }
     }))

@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::dynamo::fresh_table;
 use super::{http, TEST_KEY};
 
-/// A setting of the harness, not of the function: `cargo lambda watch --concurrency`.
+/// A setting of the harness, not of the function: how many invocations run at once
+/// (firehose-testkit's `Launch::concurrency`; its default when absent, which depends on
+/// the runtime mode `FIREHOSE_TEST_RUNTIME` picks).
 pub const CONCURRENCY: &str = "FIREHOSE_TEST_CONCURRENCY";
 
 /// A running function with its own table.
@@ -45,16 +47,7 @@ impl Function {
         let log_path = firehose_testkit::workspace_root()
             .join("target/test-logs")
             .join(format!("{table}.log"));
-        // How many invocations (so open streams) run at once. `cargo lambda watch`
-        // starts processes in proportion to it, and 64 overloads 2 cores: 8 unless a
-        // test needs more open at once and says so.
-        let concurrency = env
-            .iter()
-            .find(|(name, _)| *name == CONCURRENCY)
-            .map_or(Ok(8), |(_, value)| value.parse::<usize>())
-            .expect("FIREHOSE_TEST_CONCURRENCY is a number");
         let mut launch = Launch::new("firehose-lambda", &log_path)
-            .concurrency(concurrency)
             .env("TABLE_NAME", table)
             .env("AWS_ENDPOINT_URL_DYNAMODB", dynamo_endpoint)
             .env("AWS_ACCESS_KEY_ID", "local")
@@ -63,8 +56,15 @@ impl Function {
             .env("PUBLISH_API_KEY_SHA256", ApiKeys::hash_hex(TEST_KEY))
             .env("RUST_LOG", "info")
             .env_remove("FIREHOSE_TEST_DYNAMODB_ENDPOINT");
-        for (name, value) in env.iter().filter(|(name, _)| *name != CONCURRENCY) {
-            launch = launch.env(*name, *value);
+        for (name, value) in env {
+            if *name == CONCURRENCY {
+                let concurrency = value
+                    .parse()
+                    .expect("FIREHOSE_TEST_CONCURRENCY is a number");
+                launch = launch.concurrency(concurrency);
+            } else {
+                launch = launch.env(*name, *value);
+            }
         }
         let process = launch
             .start()
