@@ -312,12 +312,12 @@ fn rows(results: &Results) -> Vec<Row> {
             met,
         ));
         rows.push(row(
-            "    CPU meanwhile: store / function / emulator / driver; streams opened in; heartbeats",
+            "    CPU meanwhile: store / function / emulator / driver; streams opened in; events and ends in the window",
             format!(
-                "{}; {:.1} s; {} frames, {} streams ended",
+                "{}; {:.1} s; {} events, {} streams ended (none expected)",
                 percent4(r.cpu.percent_over(r.seconds), r.via == "cargo lambda watch"),
                 r.open.as_secs_f64(),
-                r.frames,
+                r.events,
                 r.ended
             ),
             "",
@@ -626,7 +626,7 @@ pub fn json(results: &Results) -> Value {
             "requests": r.requests,
             "queries_per_second": r.queries_per_second(),
             "query_allowance": r.query_allowance(),
-            "frames": r.frames,
+            "events": r.events,
             "ended": r.ended,
         })).collect::<Vec<_>>(),
         "fanout": results.fanout.iter().map(|f| json!({

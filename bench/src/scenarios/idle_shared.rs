@@ -46,8 +46,10 @@ pub struct IdleSharedResult {
     pub peak_rss_kb: u64,
     pub rss_kb: u64,
     pub requests: BTreeMap<String, u64>,
-    /// Frames (heartbeats) received in the window, and streams that ended in it.
-    pub frames: usize,
+    /// SSE events received in the window (none expected: nothing is published, and
+    /// heartbeats are comments, which the parser does not yield), and streams that
+    /// ended in it (none expected).
+    pub events: usize,
     pub ended: usize,
 }
 
@@ -111,15 +113,15 @@ pub async fn run(
     })
     .await?;
     let open = opening.elapsed();
-    let frames = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
     let ended = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = opened
         .into_iter()
         .map(|mut events| {
-            let (frames, ended) = (frames.clone(), ended.clone());
+            let (received, ended) = (received.clone(), ended.clone());
             tokio::spawn(async move {
                 while let Some(Ok(_)) = events.next().await {
-                    frames.fetch_add(1, Ordering::Relaxed);
+                    received.fetch_add(1, Ordering::Relaxed);
                 }
                 ended.fetch_add(1, Ordering::Relaxed);
             })
@@ -134,8 +136,8 @@ pub async fn run(
     let emulator = target.emulator_pid();
     let before_cpu = CpuSplit::of(bench.store_pid, &instances, emulator);
     let before_requests = proxy.counts();
-    let (before_frames, before_ended) = (
-        frames.load(Ordering::Relaxed),
+    let (before_events, before_ended) = (
+        received.load(Ordering::Relaxed),
         ended.load(Ordering::Relaxed),
     );
     let started = Instant::now();
@@ -143,7 +145,7 @@ pub async fn run(
     let cpu = CpuSplit::of(bench.store_pid, &instances, emulator) - before_cpu;
     let after_requests = proxy.counts();
     let seconds = started.elapsed().as_secs_f64();
-    let window_frames = frames.load(Ordering::Relaxed) - before_frames;
+    let window_events = received.load(Ordering::Relaxed) - before_events;
     let window_ended = ended.load(Ordering::Relaxed) - before_ended;
     let peak_rss_kb = instances
         .iter()
@@ -179,7 +181,7 @@ pub async fn run(
         peak_rss_kb,
         rss_kb,
         requests,
-        frames: window_frames,
+        events: window_events,
         ended: window_ended,
     })
 }
