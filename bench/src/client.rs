@@ -84,12 +84,24 @@ pub async fn subscribe(client: &HttpClient, url: &str) -> Result<Events, BoxErro
         )
         .into());
     }
-    let bytes = BodyStream::new(response.into_body())
+    let bytes = TryStreamExt::map_err(BodyStream::new(response.into_body()), BoxError::from)
         .try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())));
-    let mut events: Events = bytes
+    until_connected(events_from(bytes)).await
+}
+
+/// Body pieces, as they arrive, parsed as Server-Sent Events.
+pub fn events_from<S>(bytes: S) -> Events
+where
+    S: futures_util::Stream<Item = Result<Bytes, BoxError>> + Send + 'static,
+{
+    bytes
         .eventsource()
         .map_err(|err| BoxError::from(err.to_string()))
-        .boxed();
+        .boxed()
+}
+
+/// Reads `events` up to its `connected` event.
+pub async fn until_connected(mut events: Events) -> Result<Events, BoxError> {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(60), events.next())
             .await

@@ -1,5 +1,6 @@
 //! The cost model's arithmetic (the formulas are explained in docs/benchmarks.md).
-//! Prices: AWS us-east-1 list prices, see [`PRICES_AS_OF`].
+//! Prices: AWS us-east-1 list prices, see [`PRICES_AS_OF`]; the managed model's
+//! instance price and fee are sourced in docs/benchmarks.md ("Cost model").
 
 /// When the prices below were taken from AWS's public pricing pages.
 pub const PRICES_AS_OF: &str = "2026-11-22";
@@ -57,5 +58,45 @@ impl CostModel {
 
     pub fn per_million_events(&self) -> f64 {
         self.million_transfer + self.million_streaming + self.million_dynamodb
+    }
+}
+
+/// Lambda Managed Instances: the instance the model assumes, an arm64 (Graviton3)
+/// m7g.large (2 vCPU, 8 GiB), on-demand Linux in us-east-1, per hour.
+pub const INSTANCE_TYPE: &str = "m7g.large";
+pub const INSTANCE_HOUR: f64 = 0.0816;
+/// The management fee on top of the instance's on-demand price.
+pub const MANAGEMENT_FEE: f64 = 0.15;
+/// AWS's cap on the invocations one managed execution environment serves at once
+/// (`PerExecutionEnvironmentMaxConcurrency`, 1 to 1,600).
+pub const MAX_CONCURRENCY_CAP: usize = 1600;
+
+/// Per subscriber-hour on Lambda Managed Instances: one execution environment per
+/// instance serving `streams` idle streams at once, which share the process's
+/// reads of the log (`queries_per_second`, measured for the whole process).
+#[derive(Debug, Clone, Copy)]
+pub struct ManagedCost {
+    pub streams: usize,
+    pub hour_instance: f64,
+    pub hour_fee: f64,
+    pub hour_requests: f64,
+    pub hour_dynamodb: f64,
+}
+
+impl ManagedCost {
+    pub fn new(streams: usize, queries_per_second: f64) -> ManagedCost {
+        let per = streams.max(1) as f64;
+        ManagedCost {
+            streams,
+            hour_instance: INSTANCE_HOUR / per,
+            hour_fee: INSTANCE_HOUR * MANAGEMENT_FEE / per,
+            // Requests are billed per invocation as on classic Lambda.
+            hour_requests: 3600.0 / STREAM_SECONDS * LAMBDA_REQUEST,
+            hour_dynamodb: queries_per_second * 3600.0 * DYNAMODB_RRU / per,
+        }
+    }
+
+    pub fn per_subscriber_hour(&self) -> f64 {
+        self.hour_instance + self.hour_fee + self.hour_requests + self.hour_dynamodb
     }
 }

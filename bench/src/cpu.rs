@@ -21,22 +21,40 @@ impl CpuSplit {
     /// Now, as cumulative ticks. `store` is DynamoDB Local's process (with its
     /// descendants) when scripts/bench named it (`BENCH_STORE_PID`).
     pub fn now(store_pid: Option<u32>, function: Option<&Function>) -> CpuSplit {
-        let (function_ticks, watcher_ticks) = match function {
-            Some(function) => {
-                let instances = function.instances();
-                (
-                    process::cpu_ticks(&instances),
-                    tree_ticks(function.watcher_pid()),
-                )
-            }
-            None => (0, 0),
-        };
+        match function {
+            Some(function) => CpuSplit::of(
+                store_pid,
+                &function.instances(),
+                Some(function.watcher_pid()),
+            ),
+            None => CpuSplit::of(store_pid, &[], None),
+        }
+    }
+
+    /// Now, for the function processes `instances` and the emulator whose process
+    /// tree starts at `emulator` (its instances, when they are in that tree, are not
+    /// counted twice).
+    pub fn of(store_pid: Option<u32>, instances: &[u32], emulator: Option<u32>) -> CpuSplit {
+        let emulator = emulator
+            .map(|root| {
+                let mut pids = process::descendants(root);
+                pids.push(root);
+                pids.retain(|pid| !instances.contains(pid));
+                process::cpu_ticks(&pids)
+            })
+            .unwrap_or(0);
         CpuSplit {
             store: store_pid.map(tree_ticks).unwrap_or(0),
-            function: function_ticks,
-            emulator: watcher_ticks.saturating_sub(function_ticks),
+            function: process::cpu_ticks(instances),
+            emulator,
             client: process::cpu_ticks(&[std::process::id()]),
         }
+    }
+
+    /// Each party's share of `seconds` of wall-clock time, in % of one core.
+    pub fn percent_over(&self, seconds: f64) -> [f64; 4] {
+        let per = process::clock_ticks() as f64 * seconds.max(1e-9) / 100.0;
+        [self.store, self.function, self.emulator, self.client].map(|t| t as f64 / per)
     }
 
     /// Each party's share in seconds, divided by `runs`.

@@ -9,8 +9,10 @@
 //!
 //! Scale (environment, defaults are the documented run):
 //! BENCH_LATENCY_BOUNTIES (200), BENCH_BURST_BOUNTIES (10000), BENCH_BURST_ROUNDS (5),
-//! BENCH_IDLE_SECONDS (60), BENCH_FANOUT_STREAMS (50), BENCH_FANOUT_BOUNTIES (500),
-//! BENCH_START_RUNS (10).
+//! BENCH_IDLE_SECONDS (60), BENCH_IDLE_STREAMS (1,100,1000), BENCH_FANOUT_STREAMS
+//! (1000), BENCH_FANOUT_BOUNTIES (200), BENCH_START_RUNS (10).
+//! BENCH_ONLY (a comma list of latency, burst, idle, idle-shared, fanout, startup):
+//! run only those, for a quick try.
 
 mod client;
 mod cost;
@@ -24,7 +26,8 @@ mod stats;
 use std::path::PathBuf;
 
 use client::http_client;
-use scenarios::{burst, fanout, idle, latency, startup, Bench, Scale};
+use scenarios::idle_shared::Via;
+use scenarios::{burst, fanout, idle, idle_shared, latency, startup, Bench, Scale};
 
 /// The publish key the benchmark's functions accept.
 pub const BENCH_KEY: &str = "bench-publish-key";
@@ -41,6 +44,23 @@ fn env_number(name: &str, default: usize) -> Result<usize, BoxError> {
             })
         }
         _ => Ok(default),
+    }
+}
+
+/// A comma list of positive whole numbers.
+fn env_list(name: &str, default: &[usize]) -> Result<Vec<usize>, BoxError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .split(',')
+            .map(|n| {
+                n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    BoxError::from(format!(
+                        "{name} must be a comma list of positive whole numbers, got {value:?}"
+                    ))
+                })
+            })
+            .collect(),
+        _ => Ok(default.to_vec()),
     }
 }
 
@@ -84,34 +104,72 @@ async fn run() -> Result<(), BoxError> {
             burst_bounties: env_number("BENCH_BURST_BOUNTIES", 10_000)?,
             burst_rounds: env_number("BENCH_BURST_ROUNDS", 5)?.max(1),
             idle_seconds: env_number("BENCH_IDLE_SECONDS", 60)? as u64,
-            fanout_streams: env_number("BENCH_FANOUT_STREAMS", 50)?,
-            fanout_bounties: env_number("BENCH_FANOUT_BOUNTIES", 500)?,
+            idle_streams: env_list("BENCH_IDLE_STREAMS", &[1, 100, 1000])?,
+            fanout_streams: env_number("BENCH_FANOUT_STREAMS", 1000)?,
+            fanout_bounties: env_number("BENCH_FANOUT_BOUNTIES", 200)?,
             start_runs: env_number("BENCH_START_RUNS", 10)?,
         },
     };
 
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.trim().is_empty() || only.split(',').any(|n| n.trim() == name);
     let mut results = report::Results::default();
-    for poll_ms in [1000, 250] {
-        eprintln!("bench: [1] latency at POLL_INTERVAL_MS={poll_ms}");
-        results.latency.push(latency::run(&bench, poll_ms).await?);
+    if wanted("latency") {
+        for poll_ms in [1000, 250] {
+            eprintln!("bench: [1] latency at POLL_INTERVAL_MS={poll_ms}");
+            results.latency.push(latency::run(&bench, poll_ms).await?);
+        }
     }
-    eprintln!(
-        "bench: [2] burst drain of {} bounties",
-        bench.scale.burst_bounties
-    );
-    results.burst = Some(burst::run(&bench).await?);
-    eprintln!("bench: [3] idle stream for {} s", bench.scale.idle_seconds);
-    results.idle = Some(idle::run(&bench).await?);
-    eprintln!(
-        "bench: [4] fan-out: {} streams, {} bounties",
-        bench.scale.fanout_streams, bench.scale.fanout_bounties
-    );
-    results.fanout = Some(fanout::run(&bench).await?);
-    eprintln!(
-        "bench: [5] start-up ({} cold starts)",
-        bench.scale.start_runs
-    );
-    results.startup = Some(startup::run(&bench).await?);
+    if wanted("burst") {
+        eprintln!(
+            "bench: [2] burst drain of {} bounties",
+            bench.scale.burst_bounties
+        );
+        results.burst = Some(burst::run(&bench).await?);
+    }
+    if wanted("idle") {
+        eprintln!("bench: [3] idle stream for {} s", bench.scale.idle_seconds);
+        results.idle = Some(idle::run(&bench).await?);
+    }
+    if wanted("idle-shared") {
+        // Under the emulator for every N; on the benchmark's own runtime API for the
+        // largest, where the emulator's relay and queue are most in the way.
+        let largest = bench.scale.idle_streams.iter().copied().max().unwrap_or(0);
+        let runs = bench
+            .scale
+            .idle_streams
+            .iter()
+            .map(|n| (Via::Emulator, *n))
+            .chain(std::iter::once((Via::Direct, largest)));
+        for (via, n) in runs {
+            for shared in [true, false] {
+                eprintln!(
+                    "bench: [3b] {n} idle streams in one process, shared read {}, {via:?}, {} s",
+                    if shared { "on" } else { "off" },
+                    bench.scale.idle_seconds
+                );
+                results
+                    .idle_shared
+                    .push(idle_shared::run(&bench, via, n, shared).await?);
+            }
+        }
+    }
+    if wanted("fanout") {
+        for via in [Via::Emulator, Via::Direct] {
+            eprintln!(
+                "bench: [4] fan-out: {} streams, {} bounties, {via:?}",
+                bench.scale.fanout_streams, bench.scale.fanout_bounties
+            );
+            results.fanout.push(fanout::run(&bench, via).await?);
+        }
+    }
+    if wanted("startup") {
+        eprintln!(
+            "bench: [5] start-up ({} cold starts)",
+            bench.scale.start_runs
+        );
+        results.startup = Some(startup::run(&bench).await?);
+    }
 
     let markdown = report::markdown(&results);
     println!("{}", report::table(&results));

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cost::{self, CostModel};
-use crate::scenarios::{BurstResult, FanoutResult, IdleResult, LatencyResult, StartupResult};
+use crate::cost::{self, CostModel, ManagedCost};
+use crate::scenarios::idle_shared::{FEED_SHARDS, POLL_MS};
+use crate::scenarios::{
+    fanout, BurstResult, FanoutResult, IdleResult, IdleSharedResult, LatencyResult, StartupResult,
+};
 use crate::stats::{ms, Summary};
 
 #[derive(Default)]
@@ -17,7 +20,8 @@ pub struct Results {
     pub latency: Vec<LatencyResult>,
     pub burst: Option<BurstResult>,
     pub idle: Option<IdleResult>,
-    pub fanout: Option<FanoutResult>,
+    pub idle_shared: Vec<IdleSharedResult>,
+    pub fanout: Vec<FanoutResult>,
     pub startup: Option<StartupResult>,
 }
 
@@ -72,6 +76,34 @@ fn cost_model(results: &Results) -> Option<CostModel> {
         burst.bytes_per_event,
         burst.item_bytes,
     ))
+}
+
+/// The managed model's input: the largest N measured with the shared read on under
+/// the emulator (the LMI-like local run), its streams and Queries/s.
+fn managed_cost(results: &Results) -> Option<(ManagedCost, &IdleSharedResult)> {
+    let run = results
+        .idle_shared
+        .iter()
+        .filter(|r| r.shared)
+        .max_by_key(|r| (r.streams, r.via == "cargo lambda watch"))?;
+    Some((ManagedCost::new(run.streams, run.queries_per_second()), run))
+}
+
+/// The same N with the shared read off, run the same way.
+fn counterpart<'a>(results: &'a Results, run: &IdleSharedResult) -> Option<&'a IdleSharedResult> {
+    results
+        .idle_shared
+        .iter()
+        .find(|r| !r.shared && r.streams == run.streams && r.via == run.via)
+}
+
+fn percent4([store, function, emulator, client]: [f64; 4], emulated: bool) -> String {
+    let emulator = if emulated {
+        format!("{emulator:.1} %")
+    } else {
+        "none".to_owned()
+    };
+    format!("{store:.1} % / {function:.1} % / {emulator} / {client:.1} %")
 }
 
 fn rows(results: &Results) -> Vec<Row> {
@@ -219,25 +251,143 @@ fn rows(results: &Results) -> Vec<Row> {
             None,
         ));
     }
-    if let Some(f) = &results.fanout {
+    for r in &results.idle_shared {
+        let n = r.streams;
+        let mode = if r.shared { "on" } else { "off" };
+        let cpu = r.cpu_percent();
+        let (target, met) = if r.shared && n >= 1000 {
+            (
+                "<= 5 % of a core, peak RSS <= 100 MB".to_owned(),
+                Some(cpu <= 5.0 && r.peak_rss_kb <= 100 * 1024),
+            )
+        } else {
+            (String::new(), None)
+        };
+        rows.push(row(
+            format!(
+                "3b. N = {n} idle streams in one process, shared read {mode} ({}): function CPU; RSS (peak)",
+                r.via
+            ),
+            format!(
+                "{cpu:.2} % of a core over {:.0} s ({} process); {} ({})",
+                r.seconds,
+                r.processes,
+                mb(r.rss_kb),
+                mb(r.peak_rss_kb)
+            ),
+            target,
+            met,
+        ));
+        let others = r
+            .requests
+            .iter()
+            .filter(|(op, _)| op.as_str() != "Query")
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (target, met) = if r.shared {
+            (
+                format!(
+                    "<= FEED_SHARDS ({FEED_SHARDS}) per {POLL_MS} ms poll: <= {} in the window",
+                    r.query_allowance()
+                ),
+                Some(r.queries() <= r.query_allowance()),
+            )
+        } else {
+            (String::new(), None)
+        };
+        rows.push(row(
+            "    DynamoDB: Queries/s (count in the window; other requests)",
+            format!(
+                "{:.2}/s ({}; {})",
+                r.queries_per_second(),
+                r.queries(),
+                if others.is_empty() {
+                    "none".to_owned()
+                } else {
+                    others
+                }
+            ),
+            target,
+            met,
+        ));
+        rows.push(row(
+            "    CPU meanwhile: store / function / emulator / driver; streams opened in; events and ends in the window",
+            format!(
+                "{}; {:.1} s; {} events, {} streams ended (none expected)",
+                percent4(r.cpu.percent_over(r.seconds), r.via == "cargo lambda watch"),
+                r.open.as_secs_f64(),
+                r.events,
+                r.ended
+            ),
+            "",
+            None,
+        ));
+    }
+    for on in results
+        .idle_shared
+        .iter()
+        .filter(|r| r.shared && r.streams >= 1000)
+    {
+        if let Some(off) = counterpart(results, on) {
+            let ratio = off.cpu_percent() / on.cpu_percent().max(1e-9);
+            rows.push(row(
+                format!(
+                    "3b. N = {} idle streams ({}): function CPU, shared read off / on",
+                    on.streams, on.via
+                ),
+                format!(
+                    "{ratio:.1}x ({:.2} % / {:.2} %)",
+                    off.cpu_percent(),
+                    on.cpu_percent()
+                ),
+                ">= 20x",
+                Some(ratio >= 20.0),
+            ));
+        }
+    }
+    let (p50_target, p99_target) = fanout::targets_ms();
+    for f in &results.fanout {
         let expected = f.streams * f.bounties;
         rows.push(row(
             format!(
-                "4. fan-out: {} streams x {} bounties delivered",
-                f.streams, f.bounties
+                "4. fan-out, one process ({}): {} streams x {} bounties delivered",
+                f.via, f.streams, f.bounties
             ),
             format!(
-                "{} of {} ({} missing, {} duplicated)",
-                f.delivered, expected, f.missing, f.duplicates
+                "{} of {} ({} missing, {} duplicated, {} unexpected; {} of {} streams complete)",
+                f.delivered,
+                expected,
+                f.missing,
+                f.duplicates,
+                f.unexpected,
+                f.complete_streams,
+                f.streams
             ),
             "all, once",
-            Some(f.delivered == expected && f.duplicates == 0),
+            Some(f.all_once()),
         ));
         rows.push(row(
-            "4. fan-out latency (POLL_INTERVAL_MS=1000): p50 / p90 / p99 / max",
+            format!(
+                "4. fan-out latency ({}, POLL_INTERVAL_MS={POLL_MS}): p50 / p90 / p99 / max",
+                f.via
+            ),
             percentiles(&f.summary),
-            "p99 <= 1300 ms",
-            f.summary.map(|s| s.p99.as_millis() <= 1300),
+            format!("p50 <= {p50_target} ms, p99 <= {p99_target} ms"),
+            f.summary.map(|s| {
+                s.p50.as_millis() as u64 <= p50_target && s.p99.as_millis() as u64 <= p99_target
+            }),
+        ));
+        rows.push(row(
+            "    CPU from first publish to last delivery: store / function / emulator / driver; streams opened in",
+            format!(
+                "{} over {:.1} s; {:.1} s",
+                percent4(f.cpu.percent_over(f.seconds), f.via == "cargo lambda watch"),
+                f.seconds,
+                f.open.as_secs_f64()
+            ),
+            "",
+            None,
         ));
     }
     if let Some(s) = &results.startup {
@@ -275,11 +425,26 @@ fn rows(results: &Results) -> Vec<Row> {
     }
     if let Some(c) = cost_model(results) {
         rows.push(row(
-            "6. cost per subscriber-hour (idle stream, us-east-1)",
-            format!("${:.5}", c.per_subscriber_hour()),
+            "6. cost per subscriber-hour, classic (one environment per stream, us-east-1)",
+            format!("${:.6}", c.per_subscriber_hour()),
             "",
             None,
         ));
+    }
+    if let Some((m, run)) = managed_cost(results) {
+        rows.push(row(
+            format!(
+                "6. cost per subscriber-hour, managed ({} streams per {}, measured {})",
+                m.streams,
+                cost::INSTANCE_TYPE,
+                run.via
+            ),
+            format!("${:.6}", m.per_subscriber_hour()),
+            "",
+            None,
+        ));
+    }
+    if let Some(c) = cost_model(results) {
         rows.push(row(
             "6. cost per million delivered events (on top)",
             format!("${:.4}", c.per_million_events()),
@@ -364,6 +529,37 @@ pub fn markdown(results: &Results) -> String {
             c.per_million_events(),
         ));
     }
+    if let Some((m, run)) = managed_cost(results) {
+        out.push_str(&format!(
+            "\nManaged instances, per subscriber-hour, from this run's {} idle streams in one \
+             process ({}, shared read on: {:.2} Queries/s for the process):\n\n\
+             | per subscriber-hour | $ |\n| --- | --- |\n\
+             | {} instance (${}/h / {} streams) | {:.7} |\n\
+             | management fee ({:.0} % of the instance price) | {:.7} |\n\
+             | Lambda requests (3600 / {} s x $0.20/M) | {:.7} |\n\
+             | DynamoDB reads ({:.2} Queries/s x 3600 RRU x $0.125/M / {} streams) | {:.9} |\n\
+             | **total** | **{:.7}** |\n\n\
+             AWS caps one managed environment at {} concurrent invocations \
+             (`PerExecutionEnvironmentMaxConcurrency`); the model takes the {} measured.\n",
+            m.streams,
+            run.via,
+            run.queries_per_second(),
+            cost::INSTANCE_TYPE,
+            cost::INSTANCE_HOUR,
+            m.streams,
+            m.hour_instance,
+            cost::MANAGEMENT_FEE * 100.0,
+            m.hour_fee,
+            cost::STREAM_SECONDS,
+            m.hour_requests,
+            run.queries_per_second(),
+            m.streams,
+            m.hour_dynamodb,
+            m.per_subscriber_hour(),
+            cost::MAX_CONCURRENCY_CAP,
+            m.streams,
+        ));
+    }
     out
 }
 
@@ -416,13 +612,44 @@ pub fn json(results: &Results) -> Value {
             "requests_per_minute": i.requests_per_minute(),
             "frames": i.heartbeats,
         })),
-        "fanout": results.fanout.as_ref().map(|f| json!({
+        "idle_shared": results.idle_shared.iter().map(|r| json!({
+            "via": r.via,
+            "streams": r.streams,
+            "shared_read": r.shared,
+            "open_s": r.open.as_secs_f64(),
+            "seconds": r.seconds,
+            "processes": r.processes,
+            "function_cpu_percent": r.cpu_percent(),
+            "cpu_percent": cpu_json(r.cpu.percent_over(r.seconds)),
+            "peak_rss_kb": r.peak_rss_kb,
+            "rss_kb": r.rss_kb,
+            "requests": r.requests,
+            "queries_per_second": r.queries_per_second(),
+            "query_allowance": r.query_allowance(),
+            "events": r.events,
+            "ended": r.ended,
+        })).collect::<Vec<_>>(),
+        "fanout": results.fanout.iter().map(|f| json!({
+            "via": f.via,
             "streams": f.streams,
             "bounties": f.bounties,
+            "open_s": f.open.as_secs_f64(),
             "delivered": f.delivered,
             "missing": f.missing,
             "duplicates": f.duplicates,
+            "unexpected": f.unexpected,
+            "complete_streams": f.complete_streams,
             "latency": summary_json(&f.summary),
+            "seconds": f.seconds,
+            "cpu_percent": cpu_json(f.cpu.percent_over(f.seconds)),
+        })).collect::<Vec<_>>(),
+        "managed_cost": managed_cost(results).map(|(m, run)| json!({
+            "streams": m.streams,
+            "via": run.via,
+            "instance": cost::INSTANCE_TYPE,
+            "instance_hour": cost::INSTANCE_HOUR,
+            "management_fee": cost::MANAGEMENT_FEE,
+            "per_subscriber_hour": m.per_subscriber_hour(),
         })),
         "startup": results.startup.as_ref().map(|s| json!({
             "runs": s.runs,

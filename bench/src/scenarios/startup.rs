@@ -3,9 +3,6 @@
 
 use std::path::Path;
 
-use chrono::Utc;
-use serde_json::{json, Value};
-
 use super::{fresh_table, Bench};
 use crate::stats::Summary;
 use crate::{runtime_api, BoxError, BENCH_KEY, BINARY};
@@ -68,37 +65,10 @@ fn stripped_size(binary: &Path, scratch: &Path) -> Option<u64> {
 
 /// A Function URL event opening a stream with no filter (as a first request would).
 fn stream_event() -> String {
-    let now = Utc::now();
-    let event: Value = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/api/v1/bounties/stream",
-        "rawQueryString": "",
-        "headers": {
-            "host": "bench.lambda-url.us-east-1.on.aws",
-            "accept": "text/event-stream",
-            "x-forwarded-proto": "https",
-            "x-forwarded-for": "127.0.0.1"
-        },
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "bench",
-            "domainName": "bench.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "bench",
-            "http": {
-                "method": "GET",
-                "path": "/api/v1/bounties/stream",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "firehose-bench"
-            },
-            "requestId": ulid::Ulid::new().to_string(),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
-            "timeEpoch": now.timestamp_millis()
-        },
-        "isBase64Encoded": false
-    });
-    event.to_string()
+    runtime_api::function_url_event(
+        "GET",
+        "/api/v1/bounties/stream",
+        &[("accept", "text/event-stream")],
+        None,
+    )
 }
