@@ -11,45 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{DynamoLocal, Fault, Proxy};
 use firehose::auth::ApiKeys;
-use firehose_testkit::runtime_api::RuntimeApi;
-use serde_json::json;
-
-/// A Function URL event for `GET path`.
-fn stream_event(path: &str) -> String {
-    let now = chrono::Utc::now();
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {
-            "host": "test.lambda-url.us-east-1.on.aws",
-            "accept": "text/event-stream",
-            "x-forwarded-proto": "https",
-            "x-forwarded-for": "127.0.0.1"
-        },
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "test",
-            "domainName": "test.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "test",
-            "http": {
-                "method": "GET",
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "deadline-test"
-            },
-            "requestId": "deadline-test",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
-            "timeEpoch": now.timestamp_millis()
-        },
-        "isBase64Encoded": false
-    })
-    .to_string()
-}
+use firehose_testkit::runtime_api::{function_url_event, RuntimeApi};
 
 /// Kills the function process when the test ends, however it ends.
 struct Killed(std::process::Child);
@@ -74,7 +36,7 @@ async fn a_slow_store_still_gets_the_checkpoint_out_before_the_deadline() {
     let log = std::fs::File::create(&log_path).expect("log file");
     let binary = firehose_testkit::workspace_root().join("target/debug/firehose-lambda");
     let child = Command::new(&binary)
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "firehose")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -103,13 +65,18 @@ async fn a_slow_store_still_gets_the_checkpoint_out_before_the_deadline() {
     proxy.set_fault(Fault::Delay(Duration::from_secs(2)));
     let timeout = Duration::from_secs(20);
     let invoked = Instant::now();
-    let mut response = api.invoke(stream_event("/api/v1/bounties/stream"), timeout);
-    let (prelude, mut body) = tokio::time::timeout(timeout, response.prelude())
+    let event = function_url_event(
+        "GET",
+        "/api/v1/bounties/stream",
+        &[("accept", "text/event-stream")],
+        None,
+    );
+    let mut answer = tokio::time::timeout(timeout, api.invoke_due(event, timeout))
         .await
         .expect("the answer's head before the deadline")
         .expect("a response");
-    let prelude: serde_json::Value = serde_json::from_str(&prelude).expect("prelude JSON");
-    assert_eq!(prelude["statusCode"], 200, "{prelude}");
+    assert_eq!(answer.status, 200, "{}", answer.headers);
+    let mut body = Vec::new();
     let mut checkpoint_at = None;
     let ended = tokio::time::timeout(timeout + Duration::from_secs(30), async {
         loop {
@@ -118,7 +85,7 @@ async fn a_slow_store_still_gets_the_checkpoint_out_before_the_deadline() {
             {
                 checkpoint_at = Some(invoked.elapsed());
             }
-            match response.bytes.recv().await {
+            match answer.body.recv().await {
                 Some(bytes) => body.extend_from_slice(&bytes),
                 None => return invoked.elapsed(),
             }
@@ -142,5 +109,5 @@ async fn a_slow_store_still_gets_the_checkpoint_out_before_the_deadline() {
         "checkpoint at {checkpoint_at:?}"
     );
     assert!(text.contains("\"reason\":\"max_duration\""), "{text}");
-    assert!(api.errors().is_empty(), "{:?}", api.errors());
+    assert_eq!(api.init_error(), None);
 }
