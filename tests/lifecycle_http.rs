@@ -495,3 +495,47 @@ async fn a_bounty_expires_on_its_stream_and_refuses_changes_after() {
     let (_, lookup) = get(&f, &format!("/api/v1/tasks/{id}")).await;
     assert_eq!(lookup["status"], "expired");
 }
+
+#[tokio::test]
+async fn the_per_bounty_stream_checkpoints_resumes_and_is_superseded_like_the_firehose() {
+    // Heartbeats of 2 s: a stream superseded from another process (classic mode)
+    // learns it within one, well inside the 8 s cap.
+    let f = start(
+        "life-cap",
+        &[("STREAM_MAX_SECONDS", "8"), ("HEARTBEAT_SECONDS", "2")],
+    )
+    .await;
+    let id = f
+        .publish(&bounty_body("Long watch", "python", 500, &[]))
+        .await;
+    let path = format!("/api/v1/tasks/{id}/stream");
+    let (mut watcher, _) = f.subscribe(&path).await;
+    let connection = watcher.read_connection(WAIT).await;
+    assert!(connection.closed);
+    let checkpoint = json(connection.named("checkpoint")[0]);
+    assert_eq!(checkpoint["reason"], "max_duration");
+
+    // A change while nobody is connected arrives on the resume, once.
+    patch(&f, &id, json!({"budget_cents": 650})).await;
+    watcher.connect().await;
+    let resumed = watcher.next_named("bounty_updated", WAIT).await;
+    assert_eq!(json(&resumed)["version"], 2);
+
+    // A second connection with the first one's cursor supersedes it.
+    let mut second = Subscriber::resuming(f.url(&path), &resumed.id);
+    second.connect().await;
+    second.next_named("connected", WAIT).await;
+    let rest = watcher.read_connection(WAIT).await;
+    assert!(rest.closed);
+    let last = rest.events.last().expect("a last frame");
+    assert_eq!(last.event, "checkpoint");
+    assert_eq!(json(last)["reason"], "superseded");
+    patch(
+        &f,
+        &id,
+        json!({"status": "closed", "close_reason": "awarded"}),
+    )
+    .await;
+    let closed = second.next_named("bounty_closed", WAIT).await;
+    assert_eq!(json(&closed)["version"], 3);
+}
