@@ -3,7 +3,7 @@
 //! JSON lines (stdout not a terminal) and as readable lines (on a pseudo-terminal).
 //! The bounty lifecycle: `watch` (each change, exit 0 at the close or for a closed
 //! bounty, 4 for an unknown one, 3 at its timeout), `update` and `close` (5 once
-//! closed).
+//! closed), and `subscribe --include-changes`.
 
 mod common;
 
@@ -513,4 +513,73 @@ async fn update_and_close_change_the_bounty_with_the_key_and_their_exit_codes() 
         assert_eq!(output.status.code(), Some(5), "{stderr}");
         assert!(stderr.contains("bounty_closed"), "{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_include_changes_prints_a_bounty_then_its_update_and_close() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let f = Function::on_shared("cli-changes", &[("POLL_INTERVAL_MS", "200")]).await;
+    let mut child = firehose(&f)
+        .args(["subscribe", "--category", "python", "--include-changes"])
+        .spawn()
+        .expect("spawn firehose");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Published before the subscription connected: not new to it. Publish until one
+    // is printed, then change that one.
+    let mut n = 0;
+    let first: Value = loop {
+        n += 1;
+        assert!(n < 60, "the subscription never printed a bounty");
+        f.publish(&bounty_body(&format!("b{n}"), "python", 50_000, &[]))
+            .await;
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(1000), lines.next_line()).await
+        {
+            let line = line.expect("read").expect("a line before the end");
+            break serde_json::from_str(&line).expect("a JSON bounty");
+        }
+    };
+    let id = first["id"].as_str().expect("id").to_owned();
+    patch(&f, &id, serde_json::json!({"budget_cents": 70_000})).await;
+    patch(
+        &f,
+        &id,
+        serde_json::json!({"status": "closed", "close_reason": "cancelled"}),
+    )
+    .await;
+    let mut of_it = vec![first];
+    while of_it.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the changes are printed")
+            .expect("read")
+            .expect("the subscription goes on");
+        let bounty: Value = serde_json::from_str(&line).expect("a JSON bounty");
+        // Other bounties published while the first one was on its way are new ones.
+        if bounty["id"] == id.as_str() {
+            of_it.push(bounty);
+        } else {
+            assert_eq!(bounty["version"], 1, "{line}");
+        }
+    }
+    let seen: Vec<(u64, &str, u64)> = of_it
+        .iter()
+        .map(|b| {
+            (
+                b["version"].as_u64().unwrap(),
+                b["status"].as_str().unwrap(),
+                b["budget_cents"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "open", 50_000),
+            (2, "open", 70_000),
+            (3, "closed", 70_000)
+        ]
+    );
+    assert_eq!(of_it[2]["close_reason"], "cancelled");
+    child.kill().await.expect("stop the subscription");
 }

@@ -92,6 +92,26 @@ pub enum FeedEvent {
     },
 }
 
+/// A [`SubscriptionEvent`] is a [`FeedEvent`] of a subscription without changes, so
+/// callers can handle both with one `match`.
+impl From<SubscriptionEvent> for FeedEvent {
+    fn from(event: SubscriptionEvent) -> Self {
+        match event {
+            SubscriptionEvent::Connected(connected) => FeedEvent::Connected(connected),
+            SubscriptionEvent::Bounty(bounty) => FeedEvent::Bounty(bounty),
+            SubscriptionEvent::Reconnecting {
+                failures,
+                delay,
+                reason,
+            } => FeedEvent::Reconnecting {
+                failures,
+                delay,
+                reason,
+            },
+        }
+    }
+}
+
 /// The firehose, as [`resume::run`] drives it.
 struct Firehose {
     filter: Filter,

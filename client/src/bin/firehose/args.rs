@@ -122,9 +122,13 @@ pub struct SubscribeArgs {
     /// Print up to this many bounties first that are already open (then stream).
     #[arg(long, value_name = "N", conflicts_with = "since")]
     pub backfill: Option<usize>,
-    /// Stop after this many bounties (exit 0).
+    /// Stop after this many bounties (exit 0); with --include-changes, changes count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_results: Option<u64>,
+    /// Also print changes to matching bounties (updated, closed): as JSON, the bounty
+    /// after the change; on a terminal, what happened, then the bounty's line.
+    #[arg(long)]
+    pub include_changes: bool,
     /// Give up after this long (exit 3 if --max-results bounties did not arrive), e.g. 30s, 4m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,

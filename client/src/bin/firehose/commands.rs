@@ -1,10 +1,13 @@
 //! `subscribe`, `backfill`, `publish`, `watch`, `update` and `close`.
 
 use std::io::Read;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 
 use firehose_client::money::Money;
-use firehose_client::{Bounty, Client, StartAt, SubscribeOptions, SubscriptionEvent, WatchEvent};
+use firehose_client::{
+    Bounty, Change, Client, ClientError, FeedEvent, StartAt, SubscribeOptions, WatchEvent,
+};
+use futures_core::Stream;
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -28,7 +31,7 @@ pub async fn subscribe(client: &Client, args: SubscribeArgs) -> Result<(), Failu
         start,
     };
     let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut events = pin!(client.subscribe_events(options));
+    let mut events = feed(&client, options, args.include_changes);
     let mut received: u64 = 0;
     let mut announced = false;
     loop {
@@ -49,16 +52,17 @@ pub async fn subscribe(client: &Client, args: SubscribeArgs) -> Result<(), Failu
             },
             None => events.next().await,
         };
-        match next {
+        let printed = match next {
             None => return Ok(()),
             Some(Err(err)) => return Err(err.into()),
-            Some(Ok(SubscriptionEvent::Connected(_))) => {
+            Some(Ok(FeedEvent::Connected(_))) => {
                 if format == Format::Human && !announced {
                     eprintln!("connected; waiting for new bounties (Ctrl-C to stop)");
                     announced = true;
                 }
+                continue;
             }
-            Some(Ok(SubscriptionEvent::Reconnecting {
+            Some(Ok(FeedEvent::Reconnecting {
                 failures,
                 delay,
                 reason,
@@ -69,17 +73,39 @@ pub async fn subscribe(client: &Client, args: SubscribeArgs) -> Result<(), Failu
                         humantime::format_duration(round_ms(delay))
                     );
                 }
+                continue;
             }
-            Some(Ok(SubscriptionEvent::Bounty(bounty))) => {
-                if printer.bounty(&bounty).is_err() {
-                    return Ok(());
-                }
-                received += 1;
-                if args.max_results.is_some_and(|max| received >= max) {
-                    return Ok(());
-                }
-            }
+            Some(Ok(FeedEvent::Bounty(bounty))) => printer.bounty(&bounty),
+            Some(Ok(FeedEvent::Updated(bounty))) => printer.change(&Change::Updated(bounty)),
+            Some(Ok(FeedEvent::Closed(bounty))) => printer.change(&Change::Closed(bounty)),
+            // A kind of event this binary does not know yet: nothing to print.
+            Some(Ok(_)) => continue,
+        };
+        if printed.is_err() {
+            return Ok(());
         }
+        received += 1;
+        if args.max_results.is_some_and(|max| received >= max) {
+            return Ok(());
+        }
+    }
+}
+
+/// The firehose with or without changes as one kind of stream. Without them the
+/// request is the v1 one, which servers without the bounty lifecycle take too.
+pub fn feed(
+    client: &Client,
+    options: SubscribeOptions,
+    include_changes: bool,
+) -> Pin<Box<dyn Stream<Item = Result<FeedEvent, ClientError>> + Send>> {
+    if include_changes {
+        Box::pin(client.subscribe_changes(options))
+    } else {
+        Box::pin(
+            client
+                .subscribe_events(options)
+                .map(|item| item.map(FeedEvent::from)),
+        )
     }
 }
 

@@ -11,13 +11,10 @@
 //!
 //! Stdout carries the protocol only; logs go to stderr.
 
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::time::Duration;
 
-use firehose_client::{
-    Bounty, Client, ClientError, FeedEvent, Filter, SubscriptionEvent, WatchEvent, MAX_PAGE_SIZE,
-};
-use futures_core::Stream;
+use firehose_client::{Bounty, Client, ClientError, FeedEvent, Filter, WatchEvent, MAX_PAGE_SIZE};
 use futures_util::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -150,33 +147,6 @@ impl FirehoseTools {
             tool_router: Self::tool_router(),
         }
     }
-
-    /// The firehose as one kind of stream, with or without changes (without them, the
-    /// request is the v1 one, which every server takes).
-    fn feed(
-        &self,
-        filter: Filter,
-        include_changes: bool,
-    ) -> Pin<Box<dyn Stream<Item = Result<FeedEvent, ClientError>> + Send>> {
-        if include_changes {
-            return Box::pin(self.client.subscribe_changes(filter));
-        }
-        Box::pin(self.client.subscribe_events(filter).map(|item| {
-            item.map(|event| match event {
-                SubscriptionEvent::Connected(connected) => FeedEvent::Connected(connected),
-                SubscriptionEvent::Bounty(bounty) => FeedEvent::Bounty(bounty),
-                SubscriptionEvent::Reconnecting {
-                    failures,
-                    delay,
-                    reason,
-                } => FeedEvent::Reconnecting {
-                    failures,
-                    delay,
-                    reason,
-                },
-            })
-        }))
-    }
 }
 
 /// What a bounty's state says happened to it last: `closed` or `expired`, else
@@ -265,7 +235,7 @@ impl FirehoseTools {
         let deadline = started + Duration::from_millis(params.timeout_ms);
         let filter = Filter::from(params.filter);
         let include_changes = params.include_changes;
-        let mut events = self.feed(filter, include_changes);
+        let mut events = crate::commands::feed(&self.client, filter.into(), include_changes);
         let mut found: Vec<Bounty> = Vec::new();
         let mut changes: Vec<serde_json::Value> = Vec::new();
         let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
