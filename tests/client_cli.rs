@@ -583,3 +583,58 @@ async fn subscribe_include_changes_prints_a_bounty_then_its_update_and_close() {
     assert_eq!(of_it[2]["close_reason"], "cancelled");
     child.kill().await.expect("stop the subscription");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_close_and_watch_on_a_terminal_print_readable_lines() {
+    let f = Function::on_shared("cli-lifecycle-human", &[]).await;
+    let id = f
+        .publish(&bounty_body(
+            "Fix flaky test",
+            "python",
+            50_000,
+            &["pytest"],
+        ))
+        .await;
+    // `script` runs the CLI on a pseudo-terminal, so it sees a terminal on stdout.
+    let on_terminal = |args: String| {
+        let mut script = Command::new("script");
+        script
+            .args([
+                "-q",
+                "-e",
+                "-c",
+                &format!("{} {args}", firehose_bin().display()),
+                "/dev/null",
+            ])
+            .env("FIREHOSE_URL", &f.base)
+            .env("FIREHOSE_API_KEY", TEST_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        async move {
+            let output = script
+                .output()
+                .await
+                .expect("`script` (util-linux) runs the CLI on a pty");
+            let screen = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+            (output.status.code(), screen)
+        }
+    };
+    let (code, screen) = on_terminal(format!("update {id} --budget 600")).await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("updated, now v2:") && screen.contains("600.00 USD  python"),
+        "{screen}"
+    );
+    assert!(screen.trim_end().ends_with(&id), "{screen}");
+    let (code, screen) = on_terminal(format!("close {id} --reason awarded")).await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("closed (awarded), now v3:"), "{screen}");
+    let (code, screen) = on_terminal(format!("watch {id}")).await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("already closed or expired: nothing more will change"),
+        "{screen}"
+    );
+}
