@@ -34,7 +34,8 @@ pub struct Settings {
     pub initial_retry: Duration,
     pub max_backoff: Duration,
     pub jitter: f64,
-    /// How many recent bounty ids to remember for de-duplication (0: off).
+    /// How many recent deliveries to remember for de-duplication (0: off); see
+    /// [`ClientBuilder::dedupe_window`].
     pub dedupe_window: usize,
     /// Give up after this many consecutive failed connection attempts (None: never); see
     /// [`ClientBuilder::max_failures`].
@@ -98,8 +99,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How many recent bounty ids to remember to drop duplicates (default 10,000; 0 turns
-    /// de-duplication off).
+    /// How many recent bounty ids (and, with changes, id and version pairs) to remember
+    /// to drop duplicates (default 10,000). 0 turns de-duplication off, for
+    /// [`Client::watch`] too, which otherwise drops a change of a version it delivered.
     pub fn dedupe_window(mut self, ids: usize) -> Self {
         self.settings.dedupe_window = ids;
         self

@@ -29,7 +29,8 @@
 //! - [`sse`]: a small incremental Server-Sent Events parser (it surfaces `retry:` and
 //!   comments, which the stream relies on; lines and events are bounded to 1 MiB).
 //! - [`backoff`]: exponential backoff with jitter, and the floor of a server's `retry:`.
-//! - [`dedupe`]: a bounded window of bounty ids already delivered.
+//! - [`dedupe`]: a bounded window of what was already delivered (bounty ids; a change
+//!   as id and version).
 //! - [`model`]: the wire types: [`Bounty`], [`Filter`], [`NewBounty`], [`BountyPatch`],
 //!   [`Page`].
 //! - [`money`]: money strings (`500`, `500.25`) <-> integer cents, exactly.
