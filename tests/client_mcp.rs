@@ -1,8 +1,8 @@
 //! `firehose mcp` driven by a real MCP client (the Python `mcp` package, installed by
 //! scripts/test into .local/venv): list the tools, call subscribe_bounties with
 //! max_results 1, publish a match while it waits, get that bounty back; then list_bounties;
-//! then subscribe_bounties for what nobody publishes, which ends at its timeout (also
-//! with include_changes); then watch_bounty: the change made while it waits, its
+//! then subscribe_bounties for what nobody publishes, which ends at its timeout; with
+//! include_changes, a change to a matching bounty; then watch_bounty: the change made while it waits, its
 //! timeout, after_version, and an unknown id.
 
 mod common;
@@ -139,11 +139,38 @@ async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
         Some(0),
         "{waited}"
     );
-    let waited = next(&mut lines).await;
-    assert_eq!(waited["is_error"], false, "{waited}");
-    let waited = &waited["waited_changes"];
-    assert_eq!(waited["timed_out"], true, "{waited}");
-    assert_eq!(waited["changes"], serde_json::json!([]), "{waited}");
+    // With include_changes, a change to a matching bounty is a result too.
+    loop {
+        let progress = next(&mut lines).await;
+        assert!(progress.get("progress").is_some(), "{progress}");
+        let message = progress["message"].as_str().unwrap_or_default();
+        if message.starts_with("subscribed") {
+            assert!(message.contains("or changes"), "{message}");
+            break;
+        }
+    }
+    let response = common::http()
+        .patch(f.url(&format!("/api/v1/tasks/{wanted}")))
+        .bearer_auth(common::TEST_KEY)
+        .json(&serde_json::json!({"budget_cents": 80_000}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(response.status(), 200);
+    let result = loop {
+        let line = next(&mut lines).await;
+        if line.get("changes_result").is_some() {
+            break line;
+        }
+        assert!(line.get("progress").is_some(), "{line}");
+    };
+    assert_eq!(result["is_error"], false, "{result}");
+    let changed = &result["changes_result"];
+    assert_eq!(changed["bounties"], serde_json::json!([]), "{result}");
+    assert_eq!(changed["changes"][0]["change"], "updated", "{result}");
+    assert_eq!(changed["changes"][0]["bounty"]["id"], wanted.as_str());
+    assert_eq!(changed["changes"][0]["bounty"]["version"], 2);
+    assert_eq!(changed["changes"][0]["bounty"]["budget_cents"], 80_000);
 
     // watch_bounty: once it says it is watching, a change is the next change.
     loop {

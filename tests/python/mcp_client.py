@@ -9,7 +9,9 @@ Prints one JSON object per line, flushed, for the Rust test that runs it:
   {"listed": ..., "is_error": bool}      what list_bounties returned afterwards
   {"waited": ..., "is_error": bool}      subscribe_bounties for what nobody publishes,
                                          with a short timeout
-  {"waited_changes": ..., "is_error": bool}  the same with include_changes
+  {"progress": ...}                      subscribe_bounties(include_changes)'s progress
+  {"changes_result": ..., "is_error": bool}  what it returned (the test changes a python
+                                         bounty once the progress says "subscribed")
   {"progress": ...}                      watch_bounty(WATCHED_ID)'s progress notifications
   {"watched": ..., "is_error": bool}     what it returned (the test changes the bounty
                                          once the progress says "watching")
@@ -57,11 +59,12 @@ async def main(binary, url, watched):
             )
             emit({"waited": waited.structured_content, "is_error": waited.is_error})
 
-            waited = await session.call_tool(
+            changed = await session.call_tool(
                 "subscribe_bounties",
-                {"category": ["cobol"], "max_results": 1, "timeout_ms": 1500, "include_changes": True},
+                {"category": ["python"], "max_results": 1, "timeout_ms": 120000, "include_changes": True},
+                progress_callback=on_progress,
             )
-            emit({"waited_changes": waited.structured_content, "is_error": waited.is_error})
+            emit({"changes_result": changed.structured_content, "is_error": changed.is_error})
 
             watched_result = await session.call_tool(
                 "watch_bounty",
