@@ -674,3 +674,34 @@ async fn subscribe_changes_delivers_new_updated_and_closed_bounties_in_order() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_ends_at_the_expiry_after_an_update_at_the_same_version() {
+    let f = Function::on_shared("sdk-watch-expire", &[("POLL_INTERVAL_MS", "200")]).await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let mut body = bounty_body("short-lived", "python", 50_000, &[]);
+    body["deadline"] = serde_json::json!(firehose::timefmt::format(deadline));
+    let id = f.publish(&body).await;
+    let sdk = client(&f.base);
+    let mut events = std::pin::pin!(sdk.watch_events(&id, None));
+    assert!(matches!(
+        next_watch_event(&mut events).await,
+        WatchEvent::Connected(_)
+    ));
+    sdk.update(
+        &id,
+        &BountyPatch::new().budget_cents(55_000),
+        TEST_KEY,
+        None,
+    )
+    .await
+    .expect("update");
+    let changes = remaining_changes(&mut events).await;
+    let seen: Vec<(&str, u64, &str)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.bounty().version, c.bounty().status.as_str()))
+        .collect();
+    // The expiry is no one's change: it keeps the update's version, and still arrives.
+    assert_eq!(seen, [("updated", 2, "open"), ("expired", 2, "expired")]);
+    assert!(chrono::Utc::now() >= deadline);
+}

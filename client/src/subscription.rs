@@ -162,9 +162,10 @@ impl Protocol for Firehose {
         let bounty = serde_json::from_str::<Bounty>(data)
             .map_err(|err| ClientError::Protocol(format!("unreadable {event} event: {err}")))?;
         // A new bounty is known by its id (the backfill lists it by id too); a change
-        // by the version it made.
+        // by its kind and the version it left (a kind of change that does not bump the
+        // version, as an expiry does not, is still told apart).
         let key = if is_change {
-            format!("{}@{}", bounty.id, bounty.version)
+            format!("{}@{}:{event}", bounty.id, bounty.version)
         } else {
             bounty.id.clone()
         };

@@ -81,10 +81,13 @@ pub enum WatchEvent {
 /// One bounty's stream, as [`resume::run`] drives it.
 struct OneBounty {
     id: String,
-    /// Drop a change whose version was already delivered (a repeat around a reconnect).
-    /// Versions only grow, so the last one delivered is all there is to remember.
+    /// Drop a change already delivered (a repeat around a reconnect).
     dedupe: bool,
-    delivered: u64,
+    /// The last change delivered, as `(version, is_final)`. Versions only grow, so it is
+    /// all there is to remember; `is_final` because an expiry is not a change anyone
+    /// made and keeps the version of the change before it: `bounty_expired` at version
+    /// 2 after `bounty_updated` at version 2 is news, not a repeat.
+    delivered: Option<(u64, bool)>,
 }
 
 impl Protocol for OneBounty {
@@ -114,11 +117,12 @@ impl Protocol for OneBounty {
         };
         let bounty = serde_json::from_str::<Bounty>(data)
             .map_err(|err| ClientError::Protocol(format!("unreadable {event} event: {err}")))?;
-        if self.dedupe && bounty.version <= self.delivered {
+        let change = wrap(bounty);
+        let order = (change.bounty().version, change.is_final());
+        if self.dedupe && self.delivered.is_some_and(|last| order <= last) {
             return Ok(Frame::Repeat);
         }
-        self.delivered = self.delivered.max(bounty.version);
-        let change = wrap(bounty);
+        self.delivered = Some(order);
         Ok(if change.is_final() {
             Frame::Last(change)
         } else {
@@ -161,7 +165,7 @@ impl Client {
         let protocol = OneBounty {
             id: id.to_owned(),
             dedupe: self.settings.dedupe_window > 0,
-            delivered: 0,
+            delivered: None,
         };
         resume::run(self.clone(), protocol, resume_from.map(str::to_owned)).map(|item| {
             item.map(|event| match event {

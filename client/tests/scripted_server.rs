@@ -567,6 +567,31 @@ async fn watch_resumes_after_the_last_change_drops_a_repeat_and_ends_at_the_clos
 }
 
 #[tokio::test]
+async fn an_expiry_at_the_version_of_the_last_update_is_delivered_and_ends_the_watch() {
+    // An expiry is no one's change: it keeps the version of the update before it.
+    let first = sse(&format!(
+        "retry: 300\n\n{}{}",
+        watch_connected("b1", 1, "w0"),
+        change("bounty_updated", "b1", 2, "open", "w1")
+    ));
+    let second = sse(&format!(
+        "{}{}{}",
+        watch_connected("b1", 2, "w1"),
+        change("bounty_updated", "b1", 2, "open", "w1"),
+        change("bounty_expired", "b1", 2, "expired", "w2"),
+    ));
+    let (base, requests) = scripted(vec![first, second]).await;
+    let changes: Vec<Change> = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&base).watch("b1").map(Result::unwrap).collect(),
+    )
+    .await
+    .expect("the watch ends by itself");
+    assert_eq!(versions(&changes), [("updated", 2), ("expired", 2)]);
+    assert_eq!(requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn watch_reports_the_bounty_at_connect_and_resumes_at_once_after_a_checkpoint() {
     let first = sse(&format!(
         "retry: 3000\n\n{}event: checkpoint\nid: k7\ndata: {{\"cursor\":\"k7\",\"reason\":\"max_duration\"}}\n\n",

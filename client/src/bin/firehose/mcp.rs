@@ -352,7 +352,9 @@ impl FirehoseTools {
                         current = Some(bounty);
                     }
                     Some(Ok(WatchEvent::Change(change))) => {
-                        if params.after_version.is_some_and(|known| change.bounty().version <= known) {
+                        // Already known, unless it is the expiry, which keeps the version
+                        // of the change before it.
+                        if !change.is_final() && params.after_version.is_some_and(|known| change.bounty().version <= known) {
                             current = Some(change.into_bounty());
                             continue;
                         }
