@@ -115,6 +115,18 @@ impl MemoryStore {
     /// Appends `bounty` as it is to `shard` at `created_ms` (never before the head);
     /// returns its position.
     pub fn push_bounty(&self, shard: usize, created_ms: u64, bounty: Bounty) -> Position {
+        self.push_entry(shard, created_ms, EntryKind::Published, bounty)
+    }
+
+    /// Appends an entry of `kind` (a change: `bounty` is the bounty after it) to
+    /// `shard` at `created_ms` (never before the head); returns its position.
+    pub fn push_entry(
+        &self,
+        shard: usize,
+        created_ms: u64,
+        kind: EntryKind,
+        bounty: Bounty,
+    ) -> Position {
         let mut state = self.state();
         let head = state.heads[shard];
         let position = Position {
@@ -123,7 +135,7 @@ impl MemoryStore {
         };
         state.logs[shard].push(LogEntry {
             position,
-            kind: EntryKind::Published,
+            kind,
             bounty: Ok(bounty),
         });
         state.heads[shard] = position;

@@ -187,7 +187,11 @@ pub fn bounty_stream_until<R: FeedReader>(
                     break;
                 }
                 Step::Heartbeat => Reply::send(StreamFrame::Heartbeat),
-                Step::Expiry => subscription.expiring().await,
+                // Not past the stream's own deadline, however slow the store is.
+                Step::Expiry => match tokio::time::timeout_at(deadline, subscription.expiring()).await {
+                    Ok(reply) => reply,
+                    Err(_) => break,
+                },
                 Step::Polled(Ok(batch)) => subscription.delivered(batch),
                 Step::Polled(Err(err)) => subscription.failed(&err),
                 Step::Shared(Ok(batch)) => subscription.shared(&batch),
@@ -474,58 +478,42 @@ impl<R: FeedReader> Subscription<R> {
 
     /// The bounty's deadline has come: first the log up to its head, since a change
     /// committed before the deadline (one that moves it, say) may not be read yet; then
-    /// `bounty_expired` if the deadline still stands, and the end.
+    /// `bounty_expired` if the deadline still stands, and the end. One page per call,
+    /// and nothing changes before the read answers, so the loop can drop the call at
+    /// the stream's own deadline without losing what it read: while more pages wait,
+    /// the next look comes at once.
     async fn expiring(&mut self) -> Reply {
         self.in_flight = None;
-        let mut frames = Vec::new();
-        loop {
-            let read = read_batch(
-                self.store.clone(),
-                self.cursor.positions.clone(),
-                self.gaps.accepted(),
-                Instant::now(),
-                self.settings.page_size,
-            )
-            .await;
-            let batch = match read {
-                Ok(batch) => batch,
-                Err(err) => {
-                    let mut reply = self.failed(&err);
-                    self.expiry_retry = reply.poll_in.map(|wait| Instant::now() + wait);
-                    frames.append(&mut reply.frames);
-                    reply.frames = frames;
-                    return reply;
-                }
-            };
-            let more = batch.more;
-            let mut reply = self.delivered(batch);
-            // This loop reads the rest itself: no read ahead alongside it.
-            self.in_flight = None;
-            frames.append(&mut reply.frames);
-            if reply.ends {
-                return Reply {
-                    frames,
-                    poll_in: None,
-                    ends: true,
-                };
+        let read = read_batch(
+            self.store.clone(),
+            self.cursor.positions.clone(),
+            self.gaps.accepted(),
+            Instant::now(),
+            self.settings.page_size,
+        )
+        .await;
+        let batch = match read {
+            Ok(batch) => batch,
+            Err(err) => {
+                let reply = self.failed(&err);
+                self.expiry_retry = reply.poll_in.map(|wait| Instant::now() + wait);
+                return reply;
             }
-            if !more {
-                break;
-            }
+        };
+        let more = batch.more;
+        let mut reply = self.delivered(batch);
+        // The next look at the deadline reads the next page itself: no read ahead.
+        self.in_flight = None;
+        if reply.ends || more {
+            return reply;
         }
         self.expiry_retry = None;
-        match self.selection.expire(Utc::now(), &self.cursor) {
-            Some(expired) => {
-                frames.push(expired);
-                Reply {
-                    frames,
-                    poll_in: None,
-                    ends: true,
-                }
-            }
-            // A change moved the deadline: the stream goes on.
-            None => Reply::of(frames, Some(self.settings.poll_interval)),
+        if let Some(expired) = self.selection.expire(Utc::now(), &self.cursor) {
+            reply.frames.push(expired);
+            reply.ends = true;
         }
+        // Else a change moved the deadline: the stream goes on.
+        reply
     }
 
     /// The stream fell out of the shared read (its client was too slow for the
@@ -1242,6 +1230,93 @@ mod tests {
                 .map(|(at, _)| *at)
                 .expect("error");
             assert!(at < Duration::from_secs(3), "{at:?}");
+        }
+    }
+
+    mod per_bounty {
+        use super::*;
+        use crate::bounty::Bounty;
+        use crate::store::memory::bounty;
+        use crate::store::EntryKind;
+
+        /// Real time: an expiry is judged by the wall clock, which paused tokio time
+        /// does not move.
+        fn quick() -> StreamSettings {
+            StreamSettings {
+                poll_interval: Duration::from_millis(100),
+                max_duration: Duration::from_secs(10),
+                ..settings()
+            }
+        }
+
+        fn due_in(ms: i64) -> Bounty {
+            let mut b = bounty("b1", "python", 1_000);
+            b.deadline = Utc::now() + chrono::Duration::milliseconds(ms);
+            b
+        }
+
+        fn watch(log: &Arc<MemoryStore>, current: Bounty) -> StreamStart {
+            let position = log.push_bounty(0, 1_000, current.clone());
+            StreamStart {
+                selection: Selection::Bounty {
+                    bounty: Box::new(current),
+                    ended: false,
+                },
+                cursor: Cursor {
+                    issued_ms: 0,
+                    positions: vec![position],
+                },
+                resumed: false,
+            }
+        }
+
+        #[tokio::test]
+        async fn an_open_bounty_expires_while_watched_and_the_stream_ends() {
+            let log = MemoryStore::new(1);
+            let start = watch(&log, due_in(300));
+            let frames = collect(bounty_stream(log.clone(), None, quick(), start)).await;
+            let names: Vec<_> = frames.iter().map(|(_, f)| name(f)).collect();
+            assert_eq!(names, ["retry", "connected", "bounty_expired"]);
+            let (at, expired) = &frames[2];
+            assert!(*at < Duration::from_secs(2), "at the deadline: {at:?}");
+            assert_eq!(data(expired)["status"], "expired");
+        }
+
+        #[tokio::test]
+        async fn a_change_not_yet_read_that_moves_the_deadline_is_read_first() {
+            let log = MemoryStore::new(1);
+            let current = due_in(400);
+            let start = watch(&log, current.clone());
+            let mut settings = quick();
+            // No poll before the first deadline: only the look at it reads the change.
+            settings.poll_interval = Duration::from_secs(5);
+            let writer = {
+                let log = log.clone();
+                let mut later = current.clone();
+                later.version = 2;
+                later.deadline = current.deadline + chrono::Duration::milliseconds(600);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    log.push_entry(0, 2_000, EntryKind::Updated, later);
+                }
+            };
+            let (frames, ()) = tokio::join!(
+                collect(bounty_stream(log.clone(), None, settings, start)),
+                writer
+            );
+            let names: Vec<_> = frames.iter().map(|(_, f)| name(f)).collect();
+            assert_eq!(
+                names,
+                ["retry", "connected", "bounty_updated", "bounty_expired"]
+            );
+            let (updated_at, _) = &frames[2];
+            let (expired_at, expired) = &frames[3];
+            assert!(*updated_at >= Duration::from_millis(350), "{updated_at:?}");
+            assert!(
+                *expired_at >= Duration::from_millis(900),
+                "not at the old deadline: {expired_at:?}"
+            );
+            assert_eq!(data(expired)["version"], 2);
         }
     }
 }
