@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::bounty::Bounty;
 use crate::cursor::{Cursor, Position};
 use crate::filter::Filter;
-use crate::store::{heads, FeedReader, LogEntry, StoreError};
+use crate::lookup::as_they_are_now;
+use crate::store::{heads, EntryKind, FeedReader, LogEntry, StoreError};
 use crate::{timefmt, InputError, InputErrorCode};
 
 /// Entries read per shard per Query while walking back.
@@ -64,6 +65,30 @@ pub fn fingerprint(filter: &Filter) -> String {
 /// Whether a bounty is open at `now` and matches `filter`.
 pub fn lists(filter: &Filter, bounty: &Bounty, now: DateTime<Utc>) -> bool {
     filter.matches(bounty) && bounty.deadline > now
+}
+
+/// Whether a bounty as published may be listed once its changes are known: only its
+/// category cannot change.
+fn may_list(filter: &Filter, bounty: &Bounty) -> bool {
+    filter.categories.is_empty() || filter.categories.iter().any(|c| *c == bounty.category)
+}
+
+/// Moves `candidates`, as they are now (one batched read of their states), to
+/// `bounties` where they are listed.
+async fn list_current<R: FeedReader>(
+    store: &R,
+    filter: &Filter,
+    now: DateTime<Utc>,
+    candidates: &mut Vec<Bounty>,
+    bounties: &mut Vec<Bounty>,
+) -> Result<(), StoreError> {
+    let current = as_they_are_now(store, std::mem::take(candidates)).await?;
+    bounties.extend(
+        current
+            .into_iter()
+            .filter(|bounty| lists(filter, bounty, now)),
+    );
+    Ok(())
 }
 
 impl PageToken {
@@ -177,6 +202,8 @@ pub async fn list_page<R: FeedReader>(
     };
 
     let mut bounties = Vec::new();
+    // Published bounties taken from the walk, not yet looked up as they are now.
+    let mut candidates = Vec::new();
     let max_reads = walks.len() + MAX_REFILLS_PER_PAGE;
     'page: while bounties.len() < limit {
         // Every shard still walking needs its next entry in hand before the newest
@@ -217,7 +244,10 @@ pub async fn list_page<R: FeedReader>(
         if let Some(entry) = walk.buffer.pop_front() {
             walk.listed_before = Some(entry.position);
             match entry.bounty {
-                Ok(bounty) if lists(filter, &bounty, now) => bounties.push(bounty),
+                // Changes are not listed: each bounty is listed once, where it was
+                // published, as it is now.
+                Ok(_) if entry.kind != EntryKind::Published => {}
+                Ok(bounty) if may_list(filter, &bounty) => candidates.push(bounty),
                 Ok(_) => {}
                 // Skipped, never a 503: one bad item must not hide the rest.
                 Err(unreadable) => tracing::error!(
@@ -229,7 +259,11 @@ pub async fn list_page<R: FeedReader>(
                 ),
             }
         }
+        if bounties.len() + candidates.len() >= limit {
+            list_current(store, filter, now, &mut candidates, &mut bounties).await?;
+        }
     }
+    list_current(store, filter, now, &mut candidates, &mut bounties).await?;
 
     let before: Vec<Option<Position>> = walks
         .iter()
@@ -503,6 +537,10 @@ mod tests {
             deadline,
             created_at: deadline - chrono::Duration::days(10),
             status: crate::bounty::BountyStatus::Open,
+            version: 1,
+            updated_at: deadline - chrono::Duration::days(10),
+            closed_at: None,
+            close_reason: None,
         };
         let filter = Filter::default();
         assert!(lists(
@@ -526,6 +564,7 @@ mod tests {
         let id = format!("e{seq}");
         LogEntry {
             position: Position { created_ms, seq },
+            kind: EntryKind::Published,
             bounty: Ok(crate::store::memory::bounty(&id, "c", created_ms)),
         }
     }

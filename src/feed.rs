@@ -309,6 +309,7 @@ mod tests {
     fn entry(created_ms: u64, seq: u64) -> LogEntry {
         LogEntry {
             position: Position { created_ms, seq },
+            kind: crate::store::EntryKind::Published,
             bounty: Ok(Bounty {
                 id: format!("{seq}"),
                 title: "t".into(),
@@ -320,6 +321,10 @@ mod tests {
                 deadline: timefmt::from_millis(created_ms),
                 created_at: timefmt::from_millis(created_ms),
                 status: BountyStatus::Open,
+                version: 1,
+                updated_at: timefmt::from_millis(created_ms),
+                closed_at: None,
+                close_reason: None,
             }),
         }
     }

@@ -36,8 +36,13 @@ fn serialize_optional_instant<S: serde::Serializer>(
 impl Filter {
     /// Whether `bounty` reaches a subscriber with this filter. Only open bounties do.
     pub fn matches(&self, bounty: &Bounty) -> bool {
-        bounty.status == BountyStatus::Open
-            && (self.categories.is_empty() || self.categories.iter().any(|c| *c == bounty.category))
+        bounty.status == BountyStatus::Open && self.matches_fields(bounty)
+    }
+
+    /// Whether the filter takes `bounty`'s fields, whatever its status: a close
+    /// reaches the subscribers the bounty matched just before it.
+    pub fn matches_fields(&self, bounty: &Bounty) -> bool {
+        (self.categories.is_empty() || self.categories.iter().any(|c| *c == bounty.category))
             && self
                 .min_budget_cents
                 .is_none_or(|min| bounty.budget_cents >= min)
@@ -76,6 +81,10 @@ mod tests {
             deadline: timefmt::parse("2026-06-01T00:00:00Z").expect("valid"),
             created_at: timefmt::parse("2026-05-01T00:00:00Z").expect("valid"),
             status: BountyStatus::Open,
+            version: 1,
+            updated_at: timefmt::parse("2026-05-01T00:00:00Z").expect("valid"),
+            closed_at: None,
+            close_reason: None,
         }
     }
 

@@ -35,7 +35,8 @@
 //! The REST half:
 //! - [`backfill`]: open bounties newest first, paged from a snapshot whose cursor hands
 //!   over exactly to the stream.
-//! - [`lookup`]: one bounty by id.
+//! - [`lookup`]: one bounty by id, as it is now.
+//! - [`change`]: updates and closes, as entries of the same log (`PATCH`).
 //! - [`publish`]: the append protocol (take the head, commit conditionally, retry) and
 //!   a publish from a request body.
 //! - [`idempotency`]: `Idempotency-Key`, the request hash and the replay rule.
@@ -71,6 +72,7 @@
 pub mod auth;
 pub mod backfill;
 pub mod bounty;
+pub mod change;
 pub mod config;
 pub mod cursor;
 pub mod feed;

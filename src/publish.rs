@@ -12,11 +12,12 @@ use serde_json::Value;
 
 use crate::bounty::id::bounty_id;
 use crate::bounty::{parse_json, Bounty, BountyDraft};
+use crate::change::owner_of;
 use crate::cursor::{Position, MAX_CREATED_MS};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::store::{
-    AppendError, FeedWriter, IdempotencyClaim, IdempotencyRecord, IdempotencyRecords, NewEntry,
-    StoreError,
+    AppendError, EntryKind, FeedWriter, IdempotencyClaim, IdempotencyRecord, IdempotencyRecords,
+    NewEntry, StoreError,
 };
 use crate::{timefmt, InputError};
 
@@ -85,10 +86,11 @@ pub async fn publish<W: FeedWriter + IdempotencyRecords>(
     body: &[u8],
 ) -> Result<Published, PublishRequestError> {
     let shard = pick_shard(store.shard_count());
+    let owner = owner_of(publisher);
     let published = match key {
         None => {
             let draft = BountyDraft::from_json(body, Utc::now())?;
-            let mut appended = append(store, shard, &[draft]).await?;
+            let mut appended = append_with(store, shard, &[draft], Some(&owner), None).await?;
             let bounty = appended.pop().ok_or(PublishError::BatchSize(0))?;
             tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, "bounty published");
             Published::created(bounty)
@@ -97,7 +99,7 @@ pub async fn publish<W: FeedWriter + IdempotencyRecords>(
             // Parsed once: hashed for the claim, then validated if the key is new.
             let request = parse_json(body)?;
             let claim = key.claim(publisher, &request, Utc::now());
-            publish_once(store, shard, &claim, request, Utc::now()).await?
+            publish_once(store, shard, &owner, &claim, request, Utc::now()).await?
         }
     };
     Ok(published)
@@ -108,6 +110,7 @@ pub async fn publish<W: FeedWriter + IdempotencyRecords>(
 async fn publish_once<W: FeedWriter + IdempotencyRecords>(
     store: &W,
     shard: usize,
+    owner: &str,
     claim: &IdempotencyClaim,
     request: Value,
     now: DateTime<Utc>,
@@ -122,7 +125,8 @@ async fn publish_once<W: FeedWriter + IdempotencyRecords>(
         return replayed(claim, record);
     }
     let draft = BountyDraft::from_value(request, now)?;
-    match append_claimed(store, shard, draft, claim).await {
+    let appended = append_with(store, shard, &[draft], Some(owner), Some(claim)).await;
+    match appended.and_then(|mut bounties| bounties.pop().ok_or(PublishError::BatchSize(0))) {
         Ok(bounty) => {
             tracing::info!(id = %bounty.id, shard, category = %bounty.category, budget_cents = bounty.budget_cents, idempotent = true, "bounty published");
             Ok(Published::created(bounty))
@@ -162,12 +166,14 @@ pub fn pick_shard(shard_count: usize) -> usize {
 
 /// The entries that follow `head` in `shard`, created at `now` (never before the
 /// head's time, so `created_ms` is monotone along the log and positions stay ordered
-/// by sort key). Ids are assigned here, at commit time, so they carry `created_ms`.
+/// by sort key), published by `owner`. Ids are assigned here, at commit time, so they
+/// carry `created_ms`.
 pub fn entries_after(
     head: Position,
     now: DateTime<Utc>,
     shard: usize,
     drafts: &[BountyDraft],
+    owner: Option<&str>,
 ) -> Vec<NewEntry> {
     let created_ms = timefmt::to_millis(now)
         .max(head.created_ms)
@@ -181,21 +187,24 @@ pub fn entries_after(
                 created_ms,
                 seq: head.seq + offset,
             },
+            kind: EntryKind::Published,
             bounty: draft
                 .clone()
                 .into_bounty(bounty_id(created_ms, shard), created_at),
+            owner: owner.map(str::to_owned),
         })
         .collect()
 }
 
 /// Appends `drafts` to `shard` as one atomic batch, retrying while other publishers
-/// win the race. Returns the committed bounties.
+/// win the race. Returns the committed bounties. Nobody owns them: they cannot be
+/// changed (seeding and benchmarks; requests publish with an owner).
 pub async fn append<W: FeedWriter>(
     store: &W,
     shard: usize,
     drafts: &[BountyDraft],
 ) -> Result<Vec<Bounty>, PublishError> {
-    append_with(store, shard, drafts, None).await
+    append_with(store, shard, drafts, None, None).await
 }
 
 /// Appends one bounty and claims `claim`'s idempotency key in the same write: either
@@ -206,14 +215,16 @@ pub async fn append_claimed<W: FeedWriter>(
     draft: BountyDraft,
     claim: &IdempotencyClaim,
 ) -> Result<Bounty, PublishError> {
-    let mut bounties = append_with(store, shard, &[draft], Some(claim)).await?;
+    let mut bounties = append_with(store, shard, &[draft], None, Some(claim)).await?;
     bounties.pop().ok_or(PublishError::BatchSize(0))
 }
 
+/// Appends `drafts` published by `owner` (who may change them), with `claim` if any.
 async fn append_with<W: FeedWriter>(
     store: &W,
     shard: usize,
     drafts: &[BountyDraft],
+    owner: Option<&str>,
     claim: Option<&IdempotencyClaim>,
 ) -> Result<Vec<Bounty>, PublishError> {
     if drafts.is_empty() || drafts.len() > MAX_BATCH {
@@ -221,7 +232,7 @@ async fn append_with<W: FeedWriter>(
     }
     for attempt in 1..=MAX_ATTEMPTS {
         let head = store.head(shard).await?;
-        let entries = entries_after(head, Utc::now(), shard, drafts);
+        let entries = entries_after(head, Utc::now(), shard, drafts, owner);
         let bounties = entries.iter().map(|entry| entry.bounty.clone()).collect();
         match store.append_after(shard, head, entries, claim).await {
             Ok(()) => return Ok(bounties),
@@ -231,6 +242,14 @@ async fn append_with<W: FeedWriter>(
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..spread))).await;
             }
             Err(AppendError::Claimed) => return Err(PublishError::Claimed),
+            // Only changes are conditioned on a version: a store that says so of a
+            // publish is broken, and nothing was written.
+            Err(AppendError::VersionMoved) => {
+                return Err(PublishError::Store(StoreError::Corrupt {
+                    key: format!("feed#{shard}"),
+                    detail: "a publish was refused on a bounty version".into(),
+                }))
+            }
             Err(AppendError::Store(err)) => return Err(err.into()),
         }
     }
@@ -264,7 +283,7 @@ mod tests {
         };
         let drafts = vec![draft(), draft()];
         // A clock behind the head's time (skew between instances) must not reorder keys.
-        let entries = entries_after(head, timefmt::from_millis(1_000), 3, &drafts);
+        let entries = entries_after(head, timefmt::from_millis(1_000), 3, &drafts, None);
         let positions: Vec<_> = entries.iter().map(|e| e.position).collect();
         assert_eq!(
             positions,
@@ -286,7 +305,7 @@ mod tests {
             Some((3, 2_000))
         );
         assert_eq!(timefmt::to_millis(entries[0].bounty.created_at), 2_000);
-        let later = entries_after(head, timefmt::from_millis(5_000), 3, &drafts);
+        let later = entries_after(head, timefmt::from_millis(5_000), 3, &drafts, None);
         assert_eq!(later[0].position.created_ms, 5_000);
     }
 

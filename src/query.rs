@@ -29,6 +29,8 @@ pub enum StartAt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamQuery {
     pub filter: Filter,
+    /// `include=changes`: also the updates and closes of matching bounties.
+    pub changes: bool,
     pub start: StartAt,
 }
 
@@ -91,6 +93,7 @@ pub fn parse_stream_query(
     let mut filter = FilterParams::default();
     let mut since = None;
     let mut last_event_id = None;
+    let mut changes = false;
 
     for (key, value) in pairs {
         if filter.take(key, value)? {
@@ -103,15 +106,28 @@ pub fn parse_stream_query(
                 "last_event_id",
                 check_cursor_text("last_event_id", value)?,
             )?,
-            _ => {
-                return Err(unknown(
-                    key,
-                    "category, min_budget_cents, tag, deadline_after, since or last_event_id",
-                ))
-            }
+            "include" => changes |= parse_include(value)?,
+            _ => return Err(unknown(
+                key,
+                "category, min_budget_cents, tag, deadline_after, include, since or last_event_id",
+            )),
         }
     }
 
+    Ok(StreamQuery {
+        filter: filter.finish()?,
+        changes,
+        start: start_at(last_event_id, last_event_id_header, since)?,
+    })
+}
+
+/// Where a stream starts: the header wins over `last_event_id`, and a cursor over
+/// `since`.
+fn start_at(
+    last_event_id: Option<String>,
+    last_event_id_header: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) -> Result<StartAt, InputError> {
     let header_cursor = match last_event_id_header.map(str::trim) {
         Some(text) if !text.is_empty() => {
             Some((check_cursor_text("Last-Event-ID", text)?, "Last-Event-ID"))
@@ -119,16 +135,45 @@ pub fn parse_stream_query(
         _ => None,
     };
     let param_cursor = last_event_id.map(|cursor| (cursor, "last_event_id"));
-    let start = match (header_cursor.or(param_cursor), since) {
+    Ok(match (header_cursor.or(param_cursor), since) {
         (Some((cursor, param)), _) => StartAt::Cursor { cursor, param },
         (None, Some(at)) => StartAt::Since(at),
         (None, None) => StartAt::Now,
-    };
-
-    Ok(StreamQuery {
-        filter: filter.finish()?,
-        start,
     })
+}
+
+/// `include`: a comma list of what else to stream; `changes` is all there is.
+fn parse_include(value: &str) -> Result<bool, InputError> {
+    for item in value.split(',').map(str::trim) {
+        if item != "changes" {
+            return Err(InputError::new(
+                InputErrorCode::InvalidParameter,
+                "include",
+                format!("include {item:?} is not known; the one value is \"changes\""),
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// Parses the per-bounty stream's query string (`last_event_id` only) and the
+/// `Last-Event-ID` header into where it starts: now, or a client's cursor.
+pub fn parse_bounty_stream_query(
+    pairs: &[(String, String)],
+    last_event_id_header: Option<&str>,
+) -> Result<StartAt, InputError> {
+    let mut last_event_id = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "last_event_id" => set_once(
+                &mut last_event_id,
+                "last_event_id",
+                check_cursor_text("last_event_id", value)?,
+            )?,
+            _ => return Err(unknown(key, "last_event_id")),
+        }
+    }
+    start_at(last_event_id, last_event_id_header, None)
 }
 
 /// Bounties per backfill page when the client does not say.

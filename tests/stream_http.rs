@@ -263,7 +263,7 @@ async fn a_publisher_held_between_taking_its_position_and_committing_is_not_skip
     // The slow publisher takes its position...
     let held = store.head(0).await.expect("head");
     let draft = common::draft("slow", "python");
-    let slow_entries = entries_after(held, Utc::now(), 0, std::slice::from_ref(&draft));
+    let slow_entries = entries_after(held, Utc::now(), 0, std::slice::from_ref(&draft), None);
     // ...others publish and are delivered, so the stream's cursor moves past it...
     let x = f.publish(&bounty_body("x", "python", 100, &[])).await;
     let y = f.publish(&bounty_body("y", "python", 100, &[])).await;

@@ -113,7 +113,7 @@ async fn a_head_ahead_of_its_entry_is_never_handed_over_past_nor_refused_on_resu
     let head = store.head(0).await.expect("head");
     assert_eq!(head.seq, 2);
     let draft = common::draft("third", "python");
-    let third = entries_after(head, Utc::now(), 0, &[draft])
+    let third = entries_after(head, Utc::now(), 0, &[draft], None)
         .pop()
         .expect("one entry");
     write_head_ahead(&f, head, &third).await;

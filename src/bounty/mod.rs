@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::{timefmt, InputError, InputErrorCode};
 
 pub mod id;
+pub mod patch;
 mod slug;
 
 pub use slug::{is_slug, NotASlug, Slug, MAX_SLUG_LEN};
@@ -21,15 +22,41 @@ pub const MAX_TAGS: usize = 10;
 /// Ten billion dollars: anything larger is a typo, not a bounty.
 pub const MAX_BUDGET_CENTS: u64 = 1_000_000_000_000;
 
+/// Where a bounty is in its life. `Closed` and `Expired` are terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BountyStatus {
     Open,
+    /// Closed by its publisher (`close_reason` says why).
     Closed,
+    /// Its deadline passed while it was open. Never stored: it is how an open bounty
+    /// past its deadline is shown ([`Bounty::as_of`]).
+    Expired,
 }
 
-/// A bounty as subscribers see it (the `data:` of a `bounty` frame).
+/// Why a publisher closed a bounty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseReason {
+    Awarded,
+    Cancelled,
+}
+
+impl CloseReason {
+    pub fn parse(text: &str) -> Option<CloseReason> {
+        match text {
+            "awarded" => Some(CloseReason::Awarded),
+            "cancelled" => Some(CloseReason::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// A bounty as subscribers see it (the `data:` of a `bounty` frame). Entries written
+/// before bounties had a life (no `version`, no `updated_at`) read as version 1,
+/// updated when created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredBounty")]
 pub struct Bounty {
     pub id: String,
     pub title: String,
@@ -43,6 +70,78 @@ pub struct Bounty {
     #[serde(with = "timefmt::serde_rfc3339")]
     pub created_at: DateTime<Utc>,
     pub status: BountyStatus,
+    /// 1 at publish, one more per change: orders a bounty's changes.
+    pub version: u64,
+    #[serde(with = "timefmt::serde_rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    #[serde(
+        with = "timefmt::serde_rfc3339_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<CloseReason>,
+}
+
+/// [`Bounty`] as stored: the fields added with the bounty lifecycle may be missing.
+#[derive(Deserialize)]
+struct StoredBounty {
+    id: String,
+    title: String,
+    description: String,
+    category: String,
+    budget_cents: u64,
+    currency: String,
+    tags: Vec<String>,
+    #[serde(with = "timefmt::serde_rfc3339")]
+    deadline: DateTime<Utc>,
+    #[serde(with = "timefmt::serde_rfc3339")]
+    created_at: DateTime<Utc>,
+    status: BountyStatus,
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default, with = "timefmt::serde_rfc3339_option")]
+    updated_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "timefmt::serde_rfc3339_option")]
+    closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    close_reason: Option<CloseReason>,
+}
+
+impl From<StoredBounty> for Bounty {
+    fn from(stored: StoredBounty) -> Self {
+        Bounty {
+            id: stored.id,
+            title: stored.title,
+            description: stored.description,
+            category: stored.category,
+            budget_cents: stored.budget_cents,
+            currency: stored.currency,
+            tags: stored.tags,
+            deadline: stored.deadline,
+            created_at: stored.created_at,
+            status: stored.status,
+            version: stored.version.unwrap_or(1),
+            updated_at: stored.updated_at.unwrap_or(stored.created_at),
+            closed_at: stored.closed_at,
+            close_reason: stored.close_reason,
+        }
+    }
+}
+
+impl Bounty {
+    /// Whether nothing can change it any more at `now`: closed, or past its deadline.
+    pub fn is_terminal(&self, now: DateTime<Utc>) -> bool {
+        self.status != BountyStatus::Open || self.deadline <= now
+    }
+
+    /// The bounty as it is shown at `now`: an open one past its deadline is `expired`.
+    pub fn as_of(mut self, now: DateTime<Utc>) -> Bounty {
+        if self.status == BountyStatus::Open && self.deadline <= now {
+            self.status = BountyStatus::Expired;
+        }
+        self
+    }
 }
 
 /// A validated publish body: what the publisher decides.
@@ -82,6 +181,10 @@ impl BountyDraft {
             deadline: self.deadline,
             created_at,
             status: BountyStatus::Open,
+            version: 1,
+            updated_at: created_at,
+            closed_at: None,
+            close_reason: None,
         }
     }
 
@@ -113,7 +216,7 @@ impl BountyDraft {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> InputError {
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> InputError {
     InputError::new(InputErrorCode::InvalidField, field, message)
 }
 
@@ -125,7 +228,7 @@ fn required_string(value: Option<Value>, field: &str) -> Result<String, InputErr
     }
 }
 
-fn title(value: Option<Value>) -> Result<String, InputError> {
+pub(crate) fn title(value: Option<Value>) -> Result<String, InputError> {
     let text = required_string(value, "title")?;
     let trimmed = text.trim();
     let chars = trimmed.chars().count();
@@ -138,7 +241,7 @@ fn title(value: Option<Value>) -> Result<String, InputError> {
     Ok(trimmed.to_owned())
 }
 
-fn description(value: Option<Value>) -> Result<String, InputError> {
+pub(crate) fn description(value: Option<Value>) -> Result<String, InputError> {
     let text = match value {
         None | Some(Value::Null) => return Ok(String::new()),
         Some(Value::String(text)) => text,
@@ -159,7 +262,7 @@ fn category(value: Option<Value>) -> Result<Slug, InputError> {
     Slug::parse(&text).map_err(|err| invalid("category", format!("category {err}")))
 }
 
-fn budget_cents(value: Option<Value>) -> Result<u64, InputError> {
+pub(crate) fn budget_cents(value: Option<Value>) -> Result<u64, InputError> {
     let message =
         format!("budget_cents must be a whole number of cents from 1 to {MAX_BUDGET_CENTS}");
     match value {
@@ -188,7 +291,7 @@ fn currency(value: Option<Value>) -> Result<String, InputError> {
     }
 }
 
-fn tags(value: Option<Value>) -> Result<Vec<Slug>, InputError> {
+pub(crate) fn tags(value: Option<Value>) -> Result<Vec<Slug>, InputError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
@@ -213,7 +316,10 @@ fn tags(value: Option<Value>) -> Result<Vec<Slug>, InputError> {
     Ok(tags)
 }
 
-fn deadline(value: Option<Value>, now: DateTime<Utc>) -> Result<DateTime<Utc>, InputError> {
+pub(crate) fn deadline(
+    value: Option<Value>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, InputError> {
     let text = required_string(value, "deadline")?;
     let at = timefmt::parse(&text).ok_or_else(|| {
         invalid(

@@ -169,7 +169,10 @@ mod tests {
         for frame in [
             StreamFrame::Retry(2000),
             StreamFrame::Connected(crate::stream::Connected {
-                filter: crate::filter::Filter::default(),
+                selection: crate::stream::selection::Selection::Feed {
+                    filter: crate::filter::Filter::default(),
+                    changes: false,
+                },
                 server_time: chrono::Utc::now(),
                 cursor: cursor.clone(),
                 resumed: false,

@@ -45,6 +45,18 @@ pub fn json_of(
     json(status, serde_json::to_vec(value).unwrap_or_default())
 }
 
+/// `204 No Content`: nothing to send, and (to an `EventSource`) nothing to come back
+/// for.
+pub fn no_content() -> http::Response<ResponseBody> {
+    let mut response = http::Response::new(empty());
+    *response.status_mut() = http::StatusCode::NO_CONTENT;
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 /// An empty body.
 pub fn empty() -> ResponseBody {
     StreamBody::new(Box::pin(futures_util::stream::empty()))

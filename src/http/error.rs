@@ -6,6 +6,8 @@ use http::{header, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
 use super::body::ResponseBody;
+use crate::bounty::BountyStatus;
+use crate::change::ChangeError;
 use crate::feed::ResumeError;
 use crate::publish::{PublishError, PublishRequestError};
 use crate::store::StoreError;
@@ -30,6 +32,15 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("no such bounty")]
     NoSuchBounty,
+    /// A change by a key that did not publish the bounty.
+    #[error("the bounty was published with another key")]
+    Forbidden,
+    /// A change to a bounty that is closed or expired.
+    #[error("the bounty is no longer open")]
+    BountyClosed(BountyStatus),
+    /// A change that kept losing races: nothing was written.
+    #[error("the bounty stayed contended")]
+    Contended,
     #[error("query string longer than {limit} bytes")]
     QueryTooLong { limit: usize },
     #[error("headers larger than {limit} bytes")]
@@ -49,6 +60,19 @@ impl From<PublishRequestError> for ApiError {
             PublishRequestError::Invalid(err) => ApiError::Input(err),
             PublishRequestError::Lookup(err) => ApiError::Store(err),
             PublishRequestError::Append(err) => ApiError::Publish(err),
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(err: ChangeError) -> Self {
+        match err {
+            ChangeError::Invalid(err) => ApiError::Input(err),
+            ChangeError::NotFound => ApiError::NoSuchBounty,
+            ChangeError::Forbidden => ApiError::Forbidden,
+            ChangeError::Terminal(status) => ApiError::BountyClosed(status),
+            ChangeError::Store(err) => ApiError::Store(err),
+            ChangeError::Contended(_) => ApiError::Contended,
         }
     }
 }
@@ -85,10 +109,13 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NoSuchBounty => StatusCode::NOT_FOUND,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::BountyClosed(_) => StatusCode::CONFLICT,
             ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::QueryTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Store(_)
+            | ApiError::Contended
             | ApiError::Publish(PublishError::Store(_) | PublishError::Contended { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -142,6 +169,30 @@ impl ApiError {
                 Some("id"),
                 "no bounty with this id (ids are issued by POST /api/v1/tasks; a bounty is kept until its deadline)".into(),
             ),
+            ApiError::Forbidden => (
+                "forbidden",
+                Some("Authorization"),
+                "only the API key that published this bounty can change it".into(),
+            ),
+            ApiError::BountyClosed(status) => (
+                "bounty_closed",
+                Some("id"),
+                match status {
+                    BountyStatus::Expired => {
+                        "this bounty expired (its deadline passed); it can no longer change".into()
+                    }
+                    _ => "this bounty is closed; it can no longer change".into(),
+                },
+            ),
+            ApiError::Contended => {
+                tracing::error!("change gave up: the bounty stayed contended");
+                (
+                    "store_unavailable",
+                    None,
+                    "the bounty kept changing under this request; nothing was written, retry shortly"
+                        .into(),
+                )
+            }
             ApiError::QueryTooLong { limit } => (
                 "query_too_long",
                 Some("query"),

@@ -19,6 +19,7 @@ use crate::stream_cap::OpenStreams;
 pub mod access_log;
 mod board;
 pub mod body;
+mod change;
 pub mod client_ip;
 pub mod cors;
 pub mod error;
@@ -100,6 +101,8 @@ enum Route {
     Tasks,
     /// One bounty, by id (as it appears in the path: ids are plain ASCII).
     Task(String),
+    /// One bounty's changes, as a stream.
+    TaskStream(String),
 }
 
 impl Route {
@@ -111,15 +114,27 @@ impl Route {
             "bounties/stream" => Some(Route::Stream),
             "tasks" => Some(Route::Tasks),
             rest => {
-                let id = rest.strip_prefix("tasks/")?;
-                (!id.is_empty() && !id.contains('/')).then(|| Route::Task(id.to_owned()))
+                let rest = rest.strip_prefix("tasks/")?;
+                let (id, stream) = match rest.strip_suffix("/stream") {
+                    Some(id) => (id, true),
+                    None => (rest, false),
+                };
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                Some(if stream {
+                    Route::TaskStream(id.to_owned())
+                } else {
+                    Route::Task(id.to_owned())
+                })
             }
         }
     }
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Board | Route::Stream | Route::Task(_) => "GET, OPTIONS",
+            Route::Board | Route::Stream | Route::TaskStream(_) => "GET, OPTIONS",
+            Route::Task(_) => "GET, PATCH, OPTIONS",
             Route::Tasks => "GET, POST, OPTIONS",
         }
     }
@@ -174,7 +189,8 @@ async fn route<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
     let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
     // The board is a page that streams from the URL that served it: on a function
     // without the stream it could only show an error, so it is not served there.
-    if matches!(route, Route::Stream | Route::Board) && app.config.routes == Routes::Publish {
+    let is_stream = matches!(route, Route::Stream | Route::TaskStream(_) | Route::Board);
+    if is_stream && app.config.routes == Routes::Publish {
         return Err(ApiError::StreamElsewhere);
     }
     match (route, req.method()) {
@@ -184,6 +200,8 @@ async fn route<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
         (Route::Tasks, &Method::POST) => publish::publish(app, &req).await.map(Reply::from),
         (Route::Tasks, &Method::GET) => tasks::list(app, &req).await.map(Reply::from),
         (Route::Task(id), &Method::GET) => tasks::get(app, &id).await.map(Reply::from),
+        (Route::Task(id), &Method::PATCH) => change::change(app, &req, &id).await.map(Reply::from),
+        (Route::TaskStream(id), &Method::GET) => stream::open_bounty(app, &req, &id).await,
         (route, _) => Err(ApiError::MethodNotAllowed {
             allow: route.allow(),
         }),
@@ -215,13 +233,19 @@ mod tests {
             Route::of("/api/v1/tasks/01J"),
             Some(Route::Task("01J".into()))
         );
+        assert_eq!(
+            Route::of("/api/v1/tasks/01J/stream"),
+            Some(Route::TaskStream("01J".into()))
+        );
         for none in [
             "",
             "//",
             "/index.html",
             "/board",
             "/api/v1/tasks/",
+            "/api/v1/tasks//stream",
             "/api/v1/tasks/a/b",
+            "/api/v1/tasks/a/b/stream",
             "/api/v2/tasks",
             "/api/v1/bounties",
         ] {

@@ -69,7 +69,7 @@ pub async fn get<S: FeedReader>(
     app: &App<S>,
     id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bounty = lookup(app.store.as_ref(), id)
+    let bounty = lookup(app.store.as_ref(), id, Utc::now())
         .await?
         .ok_or(ApiError::NoSuchBounty)?;
     Ok(super::body::json_of(StatusCode::OK, &bounty))

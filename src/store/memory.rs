@@ -16,9 +16,9 @@ use std::time::Duration;
 use crate::bounty::{Bounty, BountyStatus};
 use crate::cursor::Position;
 use crate::store::{
-    AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyRecords, LeaseRecord, LogEntry, NewEntry, Page, StoreError, StreamLeases,
-    Unreadable,
+    AppendError, Current, EntryKind, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim,
+    IdempotencyRecord, IdempotencyRecords, LeaseRecord, LogEntry, NewEntry, Page, StoreError,
+    StreamLeases, Unreadable,
 };
 use crate::timefmt;
 
@@ -49,6 +49,10 @@ struct State {
     /// readable, as a DynamoDB Query can see a transaction's head before its entry.
     hidden: HashSet<(usize, u64)>,
     claims: HashMap<String, IdempotencyRecord>,
+    /// Per bounty id: its owner, as its publish recorded it.
+    owners: HashMap<String, String>,
+    /// Per bounty id: its current state, once it changed.
+    states: HashMap<String, Current>,
     /// Per client, per slot.
     leases: HashMap<String, BTreeMap<u32, LeaseRecord>>,
 }
@@ -66,6 +70,10 @@ pub fn bounty(id: &str, category: &str, created_ms: u64) -> Bounty {
         deadline: timefmt::from_millis(4_000_000_000_000),
         created_at: timefmt::from_millis(created_ms),
         status: BountyStatus::Open,
+        version: 1,
+        updated_at: timefmt::from_millis(created_ms),
+        closed_at: None,
+        close_reason: None,
     }
 }
 
@@ -115,6 +123,7 @@ impl MemoryStore {
         };
         state.logs[shard].push(LogEntry {
             position,
+            kind: EntryKind::Published,
             bounty: Ok(bounty),
         });
         state.heads[shard] = position;
@@ -132,6 +141,7 @@ impl MemoryStore {
         };
         state.logs[shard].push(LogEntry {
             position,
+            kind: EntryKind::Published,
             bounty: Err(Unreadable {
                 id: Some(id.to_owned()),
                 detail: "expected value at line 1 column 1".into(),
@@ -287,7 +297,7 @@ impl FeedReader for MemoryStore {
         shard: usize,
         created_ms: u64,
         id: &str,
-    ) -> Result<Option<Bounty>, StoreError> {
+    ) -> Result<Option<Current>, StoreError> {
         let state = self.state();
         let Some(log) = state.logs.get(shard) else {
             return Ok(None);
@@ -297,9 +307,25 @@ impl FeedReader for MemoryStore {
             .filter(|entry| state.readable(shard, entry))
             .find(|entry| {
                 entry.position.created_ms == created_ms
+                    && entry.kind == EntryKind::Published
                     && entry.bounty.as_ref().is_ok_and(|bounty| bounty.id == id)
             })
-            .and_then(|entry| entry.bounty.clone().ok()))
+            .and_then(|entry| {
+                Some(Current {
+                    bounty: entry.bounty.clone().ok()?,
+                    shard,
+                    position: entry.position,
+                    owner: state.owners.get(id).cloned(),
+                })
+            }))
+    }
+
+    async fn states(&self, ids: &[String]) -> Result<Vec<Current>, StoreError> {
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.states.get(id).cloned())
+            .collect())
     }
 }
 
@@ -333,6 +359,34 @@ impl FeedWriter for MemoryStore {
             assert!(entry.position > previous, "entries follow the head");
             previous = entry.position;
         }
+        // A change commits only on the version it changes, as the state's condition
+        // does on DynamoDB.
+        for entry in entries.iter().filter(|e| e.kind != EntryKind::Published) {
+            let version = state
+                .states
+                .get(&entry.bounty.id)
+                .map_or(1, |current| current.bounty.version);
+            if version + 1 != entry.bounty.version {
+                return Err(AppendError::VersionMoved);
+            }
+        }
+        for entry in &entries {
+            match (entry.kind, &entry.owner) {
+                (EntryKind::Published, Some(owner)) => {
+                    state.owners.insert(entry.bounty.id.clone(), owner.clone());
+                }
+                (EntryKind::Published, None) => {}
+                _ => {
+                    let current = Current {
+                        bounty: entry.bounty.clone(),
+                        shard,
+                        position: entry.position,
+                        owner: entry.owner.clone(),
+                    };
+                    state.states.insert(entry.bounty.id.clone(), current);
+                }
+            }
+        }
         if let (Some(claim), Some(first)) = (claim, entries.first()) {
             state.claims.insert(
                 claim.key_hash.clone(),
@@ -344,6 +398,7 @@ impl FeedWriter for MemoryStore {
         }
         state.logs[shard].extend(entries.into_iter().map(|entry| LogEntry {
             position: entry.position,
+            kind: entry.kind,
             bounty: Ok(entry.bounty),
         }));
         state.heads[shard] = last;
@@ -498,7 +553,11 @@ mod tests {
         let back = store.read_before(0, head, 2).await.expect("read");
         assert_eq!((seqs(&back), back.more), (vec![2, 1], false));
         assert_eq!(
-            store.find(0, head.created_ms, "s0-3").await.expect("find"),
+            store
+                .find(0, head.created_ms, "s0-3")
+                .await
+                .expect("find")
+                .map(|found| found.bounty),
             store.entries(0)[2].bounty.clone().ok()
         );
         assert_eq!(
@@ -558,7 +617,9 @@ mod tests {
                 created_ms: 5_000,
                 seq,
             },
+            kind: EntryKind::Published,
             bounty: bounty("b", "c", 5_000),
+            owner: None,
         };
         let stale = store
             .append_after(0, Position::START, vec![next(1)], None)

@@ -15,18 +15,67 @@ pub mod dynamo;
 #[cfg(test)]
 pub mod memory;
 
+/// What an entry of the log records: a bounty published, or a change to one (the
+/// bounty after it). A bounty's changes come after its publish, in version order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Published,
+    Updated,
+    Closed,
+}
+
+impl EntryKind {
+    /// The `kind` attribute of a change entry; a publish has none (entries written
+    /// before changes existed are publishes).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Published => "published",
+            EntryKind::Updated => "updated",
+            EntryKind::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EntryKind> {
+        match text {
+            "published" => Some(EntryKind::Published),
+            "updated" => Some(EntryKind::Updated),
+            "closed" => Some(EntryKind::Closed),
+            _ => None,
+        }
+    }
+}
+
 /// One entry of a shard's log: its bounty, or why it cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     pub position: Position,
+    pub kind: EntryKind,
     pub bounty: Result<Bounty, Unreadable>,
 }
 
-/// An entry to append: its position and its bounty.
+/// An entry to append: its position, its bounty, and what it records. A change entry
+/// (not [`EntryKind::Published`]) also moves the bounty's current state
+/// ([`FeedReader::states`]) from version `bounty.version - 1`, in the same write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {
     pub position: Position,
+    pub kind: EntryKind,
     pub bounty: Bounty,
+    /// Who may change the bounty ([`crate::change::owner_of`]); kept with it.
+    pub owner: Option<String>,
+}
+
+/// A bounty as it is now, where its latest entry is, and who may change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub bounty: Bounty,
+    pub shard: usize,
+    /// The position of the entry that made this version (its publish, or its last
+    /// change).
+    pub position: Position,
+    /// `None` for bounties published before owners were recorded: nobody may change
+    /// them.
+    pub owner: Option<String>,
 }
 
 /// An entry whose key is sound but whose bounty does not decode (written by hand, or
@@ -69,6 +118,10 @@ pub enum AppendError {
     /// The idempotency key was claimed by another append first.
     #[error("the idempotency key is already claimed")]
     Claimed,
+    /// The bounty a change entry changes is no longer at the version it changes: another
+    /// change committed first; read it again and retry.
+    #[error("the bounty's version moved")]
+    VersionMoved,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -101,13 +154,22 @@ pub trait FeedReader: FeedHeads {
         limit: usize,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
 
-    /// The bounty `id` of `shard` created at `created_ms`, if the log still holds it.
+    /// The publish entry of bounty `id` of `shard` created at `created_ms`, if the log
+    /// still holds it: the bounty as published.
     fn find(
         &self,
         shard: usize,
         created_ms: u64,
         id: &str,
-    ) -> impl Future<Output = Result<Option<Bounty>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Current>, StoreError>> + Send;
+
+    /// The current state of each of `ids` that has changed since its publish, read
+    /// consistently; a bounty never changed has none (its publish entry is its state).
+    /// Ids of one call are distinct.
+    fn states(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Current>, StoreError>> + Send;
 }
 
 /// An idempotency key taken by an append, in the same all-or-nothing write.

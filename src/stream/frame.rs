@@ -12,6 +12,8 @@ use crate::filter::Filter;
 use crate::sse::Frame;
 use crate::timefmt;
 
+use super::selection::Selection;
+
 /// One frame of the bounded stream, in the order the contract gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamFrame {
@@ -21,6 +23,13 @@ pub enum StreamFrame {
     Connected(Connected),
     /// `event: bounty`: a matching bounty, and the cursor just after it as its id.
     Bounty { cursor: Cursor, bounty: Bounty },
+    /// `event: bounty_updated`, `bounty_closed` or `bounty_expired`: the bounty after
+    /// the change, and the cursor just after it as its id.
+    Change {
+        change: Change,
+        cursor: Cursor,
+        bounty: Bounty,
+    },
     /// `: heartbeat` while nothing else is sent.
     Heartbeat,
     /// `event: error`, without an id: the stream goes on.
@@ -32,10 +41,30 @@ pub enum StreamFrame {
     },
 }
 
-/// What `connected` says: the filter applied, the start, and when the stream closes.
+/// What changed, in a [`StreamFrame::Change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Updated,
+    Closed,
+    /// The deadline passed while the per-bounty stream was open.
+    Expired,
+}
+
+impl Change {
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Change::Updated => "bounty_updated",
+            Change::Closed => "bounty_closed",
+            Change::Expired => "bounty_expired",
+        }
+    }
+}
+
+/// What `connected` says: whom the stream is for (the filter applied, or the bounty
+/// as it is now), the start, and when the stream closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connected {
-    pub filter: Filter,
+    pub selection: Selection,
     pub server_time: DateTime<Utc>,
     pub cursor: Cursor,
     pub resumed: bool,
@@ -88,6 +117,20 @@ impl CheckpointReason {
 #[derive(Serialize)]
 struct ConnectedData<'a> {
     filter: &'a Filter,
+    /// `["changes"]` with `include=changes`; left out without it, so the v1 firehose
+    /// is as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    include: Option<&'a [&'a str]>,
+    server_time: String,
+    cursor: &'a str,
+    resumed: bool,
+    closes_at: String,
+    heartbeat_ms: u64,
+}
+
+#[derive(Serialize)]
+struct BountyConnectedData<'a> {
+    bounty: &'a Bounty,
     server_time: String,
     cursor: &'a str,
     resumed: bool,
@@ -134,6 +177,7 @@ impl StreamFrame {
             StreamFrame::Retry(_) | StreamFrame::Heartbeat => None,
             StreamFrame::Connected(_) => Some("connected"),
             StreamFrame::Bounty { .. } => Some("bounty"),
+            StreamFrame::Change { change, .. } => Some(change.event_name()),
             StreamFrame::Error(_) => Some("error"),
             StreamFrame::Checkpoint { .. } => Some("checkpoint"),
         }
@@ -159,19 +203,41 @@ impl StreamFrame {
             // "now".
             StreamFrame::Connected(connected) => {
                 let cursor = connected.cursor.encode_issued(by);
-                let data = to_json(&ConnectedData {
-                    filter: &connected.filter,
-                    server_time: timefmt::format(connected.server_time),
-                    cursor: &cursor,
-                    resumed: connected.resumed,
-                    closes_at: timefmt::format(connected.closes_at),
-                    heartbeat_ms: connected.heartbeat_ms,
-                });
+                let server_time = timefmt::format(connected.server_time);
+                let closes_at = timefmt::format(connected.closes_at);
+                let data = match &connected.selection {
+                    Selection::Feed { filter, changes } => to_json(&ConnectedData {
+                        filter,
+                        include: changes.then_some(&["changes"][..]),
+                        server_time,
+                        cursor: &cursor,
+                        resumed: connected.resumed,
+                        closes_at,
+                        heartbeat_ms: connected.heartbeat_ms,
+                    }),
+                    Selection::Bounty { bounty, .. } => to_json(&BountyConnectedData {
+                        bounty: &(**bounty).clone().as_of(connected.server_time),
+                        server_time,
+                        cursor: &cursor,
+                        resumed: connected.resumed,
+                        closes_at,
+                        heartbeat_ms: connected.heartbeat_ms,
+                    }),
+                };
                 Frame::event("connected", Some(cursor), data)
             }
             StreamFrame::Bounty { cursor, bounty } => {
                 Frame::event("bounty", Some(cursor.encode_issued(by)), to_json(bounty))
             }
+            StreamFrame::Change {
+                change,
+                cursor,
+                bounty,
+            } => Frame::event(
+                change.event_name(),
+                Some(cursor.encode_issued(by)),
+                to_json(bounty),
+            ),
             StreamFrame::Error(ErrorEvent::Gap {
                 shard,
                 first_seq,
@@ -270,6 +336,10 @@ mod tests {
             deadline: timefmt::from_millis(4_000_000_000_000),
             created_at: timefmt::from_millis(5),
             status: BountyStatus::Open,
+            version: 1,
+            updated_at: timefmt::from_millis(5),
+            closed_at: None,
+            close_reason: None,
         }
     }
 
@@ -277,7 +347,10 @@ mod tests {
     fn each_frame_is_the_same_bytes_as_before_it_was_typed_plus_heartbeat_ms() {
         let id = cursor().encode();
         let connected = StreamFrame::Connected(Connected {
-            filter: Filter::default(),
+            selection: Selection::Feed {
+                filter: Filter::default(),
+                changes: false,
+            },
             server_time: timefmt::from_millis(1_000),
             cursor: cursor(),
             resumed: false,
@@ -351,7 +424,10 @@ mod tests {
         };
         assert_eq!(StreamTag::of_cursor(&sent), Some(tag.clone()));
         let connected = StreamFrame::Connected(Connected {
-            filter: Filter::default(),
+            selection: Selection::Feed {
+                filter: Filter::default(),
+                changes: false,
+            },
             server_time: timefmt::from_millis(1_000),
             cursor: cursor(),
             resumed: true,

@@ -18,12 +18,16 @@
 //! - [`deadline`]: how long a stream may run (its cap, or the invocation's deadline).
 //! - [`shared_read`]: one read of the log for all the caught-up streams of a process;
 //!   a stream joins it once caught up and reads on its own while behind.
+//! - [`selection`]: what the stream sends of each entry: the firehose's bounties (and
+//!   changes), or one bounty's changes (the per-bounty stream, which ends after a
+//!   terminal change: a close, or its deadline passing while it is open).
 
 mod backoff;
 pub mod deadline;
 pub mod frame;
 mod gaps;
 mod read_ahead;
+pub mod selection;
 pub mod shared_read;
 pub mod start;
 
@@ -31,22 +35,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep_until, Instant};
 
 use crate::cursor::Cursor;
 use crate::feed::{read_batch, Batch};
-use crate::filter::Filter;
 use crate::store::{FeedReader, LogEntry, StoreError};
 
 use self::backoff::Backoff;
 use self::gaps::Gaps;
 use self::read_ahead::{positions_after, read_ahead, PollFuture};
+use self::selection::Selection;
 use self::shared_read::{Joined, SharedBatch, SharedEntries, SharedRead};
 
-pub use self::frame::{CheckpointReason, Connected, ErrorEvent, StreamFrame};
+pub use self::frame::{Change, CheckpointReason, Connected, ErrorEvent, StreamFrame};
 
 /// Timing and sizing of one stream (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
@@ -65,7 +69,7 @@ pub struct StreamSettings {
 /// Where a stream starts and what it sends.
 #[derive(Debug, Clone)]
 pub struct StreamStart {
-    pub filter: Filter,
+    pub selection: Selection,
     pub cursor: Cursor,
     /// True when resuming from a client's cursor or `since`: poll at once.
     pub resumed: bool,
@@ -79,6 +83,8 @@ enum Step {
     Polled(Result<Batch, StoreError>),
     Shared(Result<Arc<SharedBatch>, RecvError>),
     Heartbeat,
+    /// A per-bounty stream's bounty reached its deadline.
+    Expiry,
 }
 
 /// What to send for a step, and, once it is sent, how long until the next poll
@@ -86,13 +92,20 @@ enum Step {
 struct Reply {
     frames: Vec<StreamFrame>,
     poll_in: Option<Duration>,
+    /// The last frame is the stream's last: a per-bounty stream's terminal change.
+    ends: bool,
 }
 
 impl Reply {
     fn send(frame: StreamFrame) -> Reply {
+        Reply::of(vec![frame], None)
+    }
+
+    fn of(frames: Vec<StreamFrame>, poll_in: Option<Duration>) -> Reply {
         Reply {
-            frames: vec![frame],
-            poll_in: None,
+            frames,
+            poll_in,
+            ends: false,
         }
     }
 }
@@ -101,7 +114,7 @@ impl Reply {
 struct Subscription<R> {
     store: Arc<R>,
     settings: StreamSettings,
-    filter: Filter,
+    selection: Selection,
     /// Just after the last entry read, matching or not.
     cursor: Cursor,
     backoff: Backoff,
@@ -115,6 +128,9 @@ struct Subscription<R> {
     in_flight: Option<PollFuture>,
     next_poll: Instant,
     last_write: Instant,
+    /// A per-bounty stream looks at its deadline again no earlier than this (after a
+    /// failed read at the deadline).
+    expiry_retry: Option<Instant>,
 }
 
 /// The stream of frames for one subscriber. Ends after `settings.max_duration`.
@@ -152,12 +168,15 @@ pub fn bounty_stream_until<R: FeedReader>(
         yield connected;
         subscription.sent();
 
-        loop {
+        let mut finished = subscription.selection.finished();
+        while !finished {
             let heartbeat_at = subscription.heartbeat_at();
+            let expiry_at = subscription.expiry_at();
             let step = tokio::select! {
                 biased;
                 _ = sleep_until(deadline) => Step::Close,
                 () = &mut superseded => Step::Superseded,
+                _ = sleep_until(expiry_at.unwrap_or(deadline)), if expiry_at.is_some() => Step::Expiry,
                 step = subscription.next_read() => step,
                 _ = sleep_until(heartbeat_at) => Step::Heartbeat,
             };
@@ -168,6 +187,7 @@ pub fn bounty_stream_until<R: FeedReader>(
                     break;
                 }
                 Step::Heartbeat => Reply::send(StreamFrame::Heartbeat),
+                Step::Expiry => subscription.expiring().await,
                 Step::Polled(Ok(batch)) => subscription.delivered(batch),
                 Step::Polled(Err(err)) => subscription.failed(&err),
                 Step::Shared(Ok(batch)) => subscription.shared(&batch),
@@ -177,7 +197,13 @@ pub fn bounty_stream_until<R: FeedReader>(
                 yield frame;
                 subscription.sent();
             }
+            finished = reply.ends;
             subscription.schedule(reply.poll_in);
+        }
+        if finished {
+            // The terminal change was the last frame: nothing to resume after it.
+            subscription.stop_reading();
+            return;
         }
 
         let checkpoint = subscription.checkpoint(reason);
@@ -211,13 +237,13 @@ impl<R: FeedReader> Subscription<R> {
         started: Instant,
     ) -> (Self, StreamFrame) {
         let StreamStart {
-            filter,
+            selection,
             cursor,
             resumed,
         } = start;
         let now = Utc::now();
         let connected = StreamFrame::Connected(Connected {
-            filter: filter.clone(),
+            selection: selection.clone(),
             server_time: now,
             cursor: cursor.clone(),
             resumed,
@@ -236,11 +262,12 @@ impl<R: FeedReader> Subscription<R> {
             backoff: Backoff::new(settings.poll_interval, settings.backoff_cap),
             gaps: Gaps::new(cursor.positions.len()),
             settings,
-            filter,
+            selection,
             cursor,
             in_flight: None,
             next_poll,
             last_write: started,
+            expiry_retry: None,
         };
         if !resumed {
             subscription.join();
@@ -330,20 +357,27 @@ impl<R: FeedReader> Subscription<R> {
                 *slot = entry.position;
             }
             frames.extend(self.frame_for(shard, &entry));
+            if self.selection.finished() {
+                return Reply {
+                    frames,
+                    poll_in: None,
+                    ends: true,
+                };
+            }
         }
         if !batch.more {
             // Caught up with the log: from now on the shared read, if it has not
             // moved past this stream meanwhile (then one more read of its own).
             self.join();
         }
-        Reply {
+        Reply::of(
             frames,
-            poll_in: Some(if batch.more {
+            Some(if batch.more {
                 Duration::ZERO
             } else {
                 self.settings.poll_interval
             }),
-        }
+        )
     }
 
     /// A shared batch: the entries past this stream's own position, shard by shard,
@@ -399,31 +433,98 @@ impl<R: FeedReader> Subscription<R> {
             }
             *slot = entry.position;
             frames.extend(self.frame_for(*shard, entry));
+            if self.selection.finished() {
+                return Reply {
+                    frames,
+                    poll_in: None,
+                    ends: true,
+                };
+            }
         }
         for (slot, end) in self.cursor.positions.iter_mut().zip(to) {
             *slot = (*slot).max(*end);
         }
-        Reply {
-            frames,
-            poll_in: None,
+        Reply::of(frames, None)
+    }
+
+    /// What an entry the cursor has just passed sends ([`Selection::frame_for`]), or,
+    /// for an entry that cannot be read, an `error` naming it (every firehose stream
+    /// says so: nobody can tell whether it would have matched).
+    fn frame_for(&mut self, shard: usize, entry: &LogEntry) -> Option<StreamFrame> {
+        match &entry.bounty {
+            Ok(bounty) => self.selection.frame_for(entry.kind, bounty, &self.cursor),
+            // Logged once per read that found it (`feed::read_batch`), not per stream.
+            Err(unreadable) => self.selection.concerns(unreadable.id.as_deref()).then(|| {
+                StreamFrame::Error(ErrorEvent::UnreadableEntry {
+                    shard,
+                    seq: entry.position.seq,
+                    id: unreadable.id.clone(),
+                })
+            }),
         }
     }
 
-    /// What an entry the cursor has just passed sends: its bounty if the filter takes
-    /// it, or, for an entry that cannot be read, an `error` naming it (every stream
-    /// says so: nobody can tell whether it would have matched).
-    fn frame_for(&self, shard: usize, entry: &LogEntry) -> Option<StreamFrame> {
-        match &entry.bounty {
-            Ok(bounty) => self.filter.matches(bounty).then(|| StreamFrame::Bounty {
-                cursor: self.cursor.clone(),
-                bounty: bounty.clone(),
-            }),
-            // Logged once per read that found it (`feed::read_batch`), not per stream.
-            Err(unreadable) => Some(StreamFrame::Error(ErrorEvent::UnreadableEntry {
-                shard,
-                seq: entry.position.seq,
-                id: unreadable.id.clone(),
-            })),
+    /// When to look at a per-bounty stream's deadline: at the deadline, or after the
+    /// back-off of a failed look.
+    fn expiry_at(&self) -> Option<Instant> {
+        let deadline = self.selection.expires_at()?;
+        let at = instant_of(deadline);
+        Some(self.expiry_retry.map_or(at, |retry| retry.max(at)))
+    }
+
+    /// The bounty's deadline has come: first the log up to its head, since a change
+    /// committed before the deadline (one that moves it, say) may not be read yet; then
+    /// `bounty_expired` if the deadline still stands, and the end.
+    async fn expiring(&mut self) -> Reply {
+        self.in_flight = None;
+        let mut frames = Vec::new();
+        loop {
+            let read = read_batch(
+                self.store.clone(),
+                self.cursor.positions.clone(),
+                self.gaps.accepted(),
+                Instant::now(),
+                self.settings.page_size,
+            )
+            .await;
+            let batch = match read {
+                Ok(batch) => batch,
+                Err(err) => {
+                    let mut reply = self.failed(&err);
+                    self.expiry_retry = reply.poll_in.map(|wait| Instant::now() + wait);
+                    frames.append(&mut reply.frames);
+                    reply.frames = frames;
+                    return reply;
+                }
+            };
+            let more = batch.more;
+            let mut reply = self.delivered(batch);
+            // This loop reads the rest itself: no read ahead alongside it.
+            self.in_flight = None;
+            frames.append(&mut reply.frames);
+            if reply.ends {
+                return Reply {
+                    frames,
+                    poll_in: None,
+                    ends: true,
+                };
+            }
+            if !more {
+                break;
+            }
+        }
+        self.expiry_retry = None;
+        match self.selection.expire(Utc::now(), &self.cursor) {
+            Some(expired) => {
+                frames.push(expired);
+                Reply {
+                    frames,
+                    poll_in: None,
+                    ends: true,
+                }
+            }
+            // A change moved the deadline: the stream goes on.
+            None => Reply::of(frames, Some(self.settings.poll_interval)),
         }
     }
 
@@ -438,10 +539,7 @@ impl<R: FeedReader> Subscription<R> {
     fn read_alone(&mut self) -> Reply {
         self.joined = None;
         self.in_flight = None;
-        Reply {
-            frames: Vec::new(),
-            poll_in: Some(Duration::ZERO),
-        }
+        Reply::of(Vec::new(), Some(Duration::ZERO))
     }
 
     /// A poll failed: say so, and back off.
@@ -450,12 +548,12 @@ impl<R: FeedReader> Subscription<R> {
         let delay = self.backoff.failed();
         let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(error = %err, failures = self.backoff.failures(), retry_in_ms, "feed poll failed");
-        Reply {
-            frames: vec![StreamFrame::Error(ErrorEvent::StoreUnavailable {
+        Reply::of(
+            vec![StreamFrame::Error(ErrorEvent::StoreUnavailable {
                 retry_in_ms,
             })],
-            poll_in: Some(delay),
-        }
+            Some(delay),
+        )
     }
 
     /// A frame was taken by the client: the heartbeat waits from now.
@@ -489,10 +587,22 @@ impl<R: FeedReader> Subscription<R> {
     }
 }
 
+/// The tokio instant of a wall-clock time (now, if it has passed).
+fn instant_of(at: DateTime<Utc>) -> Instant {
+    // Capped: far deadlines come after any stream's end anyway, and an instant far
+    // ahead could overflow.
+    let wait = (at - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .min(Duration::from_secs(366 * 24 * 3600));
+    Instant::now() + wait
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cursor::Position;
+    use crate::filter::Filter;
     use crate::sse::Frame;
     use crate::store::memory::MemoryStore;
     use futures_util::StreamExt;
@@ -508,9 +618,16 @@ mod tests {
         }
     }
 
+    fn feed(filter: Filter) -> Selection {
+        Selection::Feed {
+            filter,
+            changes: false,
+        }
+    }
+
     fn start(shards: usize, filter: Filter) -> StreamStart {
         StreamStart {
-            filter,
+            selection: feed(filter),
             cursor: Cursor {
                 issued_ms: 0,
                 positions: vec![Position::START; shards],
@@ -892,7 +1009,7 @@ mod tests {
 
     async fn now_start(log: &MemoryStore, filter: Filter) -> StreamStart {
         StreamStart {
-            filter,
+            selection: feed(filter),
             cursor: Cursor {
                 issued_ms: 0,
                 positions: crate::store::heads(log).await.expect("heads"),

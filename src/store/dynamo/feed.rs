@@ -2,11 +2,14 @@
 //!
 //! - head: `pk = "head#<shard>"`, `sk = "head"`, `seq` (N), `last_ms` (N)
 //! - entry: `pk = "feed#<shard>"`, `sk = "<created_ms:13>#<seq:12>"`, `seq` (N),
-//!   `id` (S), `bounty` (S, the public JSON), `expires_at` (N, the TTL)
+//!   `id` (S), `bounty` (S, the public JSON), `expires_at` (N, the TTL), `txn` (S, the
+//!   append's token); a publish also `owner` (S), a change `kind` (S: `updated`,
+//!   `closed`)
 //!
 //! Reads are consistent Queries on one side of a sort key; an append is one
-//! transaction that moves the head on condition and puts the entries (and, with an
-//! idempotency key, the claim of [`super::idempotency`]).
+//! transaction that moves the head on condition and puts the entries (a change also
+//! its bounty's state, `states.rs`; with an idempotency key, the claim of
+//! [`super::idempotency`]).
 
 use std::collections::HashMap;
 
@@ -18,8 +21,8 @@ use super::{corrupt, n, number, s, string, unavailable, unbuildable, DynamoFeedS
 use crate::bounty::Bounty;
 use crate::cursor::{Position, MAX_SEQ};
 use crate::store::{
-    AppendError, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, LogEntry, NewEntry, Page,
-    StoreError, Unreadable,
+    AppendError, Current, EntryKind, FeedHeads, FeedReader, FeedWriter, IdempotencyClaim, LogEntry,
+    NewEntry, Page, StoreError, Unreadable,
 };
 
 fn head_pk(shard: usize) -> String {
@@ -38,15 +41,24 @@ fn decode_entry(item: &HashMap<String, AttributeValue>) -> Result<LogEntry, Stor
     let sk = string(item, "sk").unwrap_or_default();
     let position =
         Position::from_sort_key(sk).ok_or_else(|| corrupt(sk, "sort key is not <ms>#<seq>"))?;
+    let kind = match string(item, "kind") {
+        None => Ok(EntryKind::Published),
+        Some(kind) => EntryKind::parse(kind).ok_or_else(|| format!("unknown kind {kind:?}")),
+    };
     let bounty = match string(item, "bounty") {
         None => Err("no bounty attribute".to_owned()),
         Some(json) => serde_json::from_str::<Bounty>(json).map_err(|err| err.to_string()),
     }
+    .and_then(|bounty| kind.clone().map(|_| bounty))
     .map_err(|detail| Unreadable {
         id: string(item, "id").map(str::to_owned),
         detail,
     });
-    Ok(LogEntry { position, bounty })
+    Ok(LogEntry {
+        position,
+        kind: kind.unwrap_or(EntryKind::Published),
+        bounty,
+    })
 }
 
 impl FeedHeads for DynamoFeedStore {
@@ -139,7 +151,7 @@ impl FeedReader for DynamoFeedStore {
         shard: usize,
         created_ms: u64,
         id: &str,
-    ) -> Result<Option<Bounty>, StoreError> {
+    ) -> Result<Option<Current>, StoreError> {
         if shard >= self.shards {
             return Ok(None);
         }
@@ -154,7 +166,8 @@ impl FeedReader for DynamoFeedStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
-            .filter_expression("id = :id")
+            // The publish, not a change made in the same millisecond.
+            .filter_expression("id = :id AND attribute_not_exists(kind)")
             .expression_attribute_values(":pk", s(feed_pk(shard)))
             .expression_attribute_values(":first", s(first.sort_key()))
             .expression_attribute_values(":last", s(last.sort_key()))
@@ -167,12 +180,21 @@ impl FeedReader for DynamoFeedStore {
             if let Some(item) = page.items().first() {
                 let entry = decode_entry(item)?;
                 return match entry.bounty {
-                    Ok(bounty) => Ok(Some(bounty)),
+                    Ok(bounty) => Ok(Some(Current {
+                        bounty,
+                        shard,
+                        position: entry.position,
+                        owner: string(item, "owner").map(str::to_owned),
+                    })),
                     Err(unreadable) => Err(corrupt(&entry.position.sort_key(), unreadable.detail)),
                 };
             }
         }
         Ok(None)
+    }
+
+    async fn states(&self, ids: &[String]) -> Result<Vec<Current>, StoreError> {
+        self.read_states(ids).await
     }
 }
 
@@ -207,6 +229,12 @@ impl FeedWriter for DynamoFeedStore {
                     .map_err(|err| unbuildable("head update", err))?,
             )
             .build()];
+        // One token for every send of this transaction: DynamoDB treats a resend with
+        // the same token as the same transaction (for 10 minutes), so a resend after a
+        // lost answer cannot append the entries a second time. Kept on the entries, so
+        // that an append whose answer was lost can be recognised as ours.
+        let token = ulid::Ulid::new().to_string();
+        let mut state_indexes = Vec::new();
         for entry in &entries {
             let json = serde_json::to_string(&entry.bounty)
                 .map_err(|err| AppendError::Store(corrupt(&entry.bounty.id, err.to_string())))?;
@@ -214,7 +242,7 @@ impl FeedWriter for DynamoFeedStore {
             // (the backfill lists open bounties, and `GET /api/v1/tasks/{id}` finds them).
             let expires_at = (entry.position.created_ms / 1000 + self.retention.as_secs())
                 .max(u64::try_from(entry.bounty.deadline.timestamp()).unwrap_or(0));
-            let put = Put::builder()
+            let mut put = Put::builder()
                 .table_name(&self.table)
                 .item("pk", s(feed_pk(shard)))
                 .item("sk", s(entry.position.sort_key()))
@@ -222,20 +250,29 @@ impl FeedWriter for DynamoFeedStore {
                 .item("id", s(entry.bounty.id.clone()))
                 .item("bounty", s(json))
                 .item("expires_at", n(expires_at))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|err| unbuildable("entry put", err))?;
+                .item("txn", s(token.clone()))
+                .condition_expression("attribute_not_exists(pk)");
+            match entry.kind {
+                EntryKind::Published => {
+                    if let Some(owner) = &entry.owner {
+                        put = put.item("owner", s(owner.clone()));
+                    }
+                }
+                kind => put = put.item("kind", s(kind.as_str())),
+            }
+            let put = put.build().map_err(|err| unbuildable("entry put", err))?;
             items.push(TransactWriteItem::builder().put(put).build());
+            if entry.kind != EntryKind::Published {
+                let state = self.state_put(shard, entry, expires_at)?;
+                items.push(TransactWriteItem::builder().put(state).build());
+                state_indexes.push(items.len() - 1);
+            }
         }
         if let (Some(claim), Some(first)) = (claim, entries.first()) {
             let put = self.claim_put(claim, &first.bounty)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
         let claim_index = claim.map(|_| items.len() - 1);
-        // One token for every send of this transaction: DynamoDB treats a resend with
-        // the same token as the same transaction (for 10 minutes), so a resend after a
-        // lost answer cannot append the entries a second time.
-        let token = ulid::Ulid::new().to_string();
         let mut unsure: Option<String> = None;
         for send in 0..SENDS {
             if send > 0 {
@@ -248,7 +285,7 @@ impl FeedWriter for DynamoFeedStore {
                 .client_request_token(&token)
                 .send()
                 .await;
-            match outcome(result, claim_index) {
+            match outcome(result, claim_index, &state_indexes) {
                 Outcome::Committed => return Ok(()),
                 Outcome::Refused(err) => {
                     if unsure.is_none() {
@@ -256,7 +293,7 @@ impl FeedWriter for DynamoFeedStore {
                     }
                     // An earlier send may have committed: this refusal can be our own
                     // entries seen again (a store that does not honour the token).
-                    return match self.committed(shard, &entries).await? {
+                    return match self.committed(shard, &entries, &token).await? {
                         true => Ok(()),
                         false => Err(err),
                     };
@@ -268,7 +305,7 @@ impl FeedWriter for DynamoFeedStore {
             }
         }
         // Still unknown: look before answering.
-        if self.committed(shard, &entries).await? {
+        if self.committed(shard, &entries, &token).await? {
             return Ok(());
         }
         Err(AppendError::Store(StoreError::Unavailable {
@@ -302,6 +339,7 @@ fn outcome<R: std::fmt::Debug + Send + Sync + 'static>(
         SdkError<TransactWriteItemsError, R>,
     >,
     claim_index: Option<usize>,
+    state_indexes: &[usize],
 ) -> Outcome {
     let err = match result {
         Ok(_) => return Outcome::Committed,
@@ -317,6 +355,14 @@ fn outcome<R: std::fmt::Debug + Send + Sync + 'static>(
                     .is_some_and(|reason| reason.code() == Some("ConditionalCheckFailed"));
                 if claim_taken {
                     return Outcome::Refused(AppendError::Claimed);
+                }
+                let version_moved = state_indexes.iter().any(|index| {
+                    reasons
+                        .get(*index)
+                        .is_some_and(|reason| reason.code() == Some("ConditionalCheckFailed"))
+                });
+                if version_moved {
+                    return Outcome::Refused(AppendError::VersionMoved);
                 }
                 let lost_race = reasons.iter().any(|reason| {
                     matches!(
@@ -346,10 +392,16 @@ fn outcome<R: std::fmt::Debug + Send + Sync + 'static>(
 }
 
 impl DynamoFeedStore {
-    /// Whether the first of `entries` is in the log as ours (its id at its position),
-    /// read consistently: the way to find out what happened to an append whose answer
-    /// was lost.
-    async fn committed(&self, shard: usize, entries: &[NewEntry]) -> Result<bool, AppendError> {
+    /// Whether the first of `entries` is in the log as ours (written by the append with
+    /// `token`, or, for entries written before tokens were kept, its id at its
+    /// position), read consistently: the way to find out what happened to an append
+    /// whose answer was lost.
+    async fn committed(
+        &self,
+        shard: usize,
+        entries: &[NewEntry],
+        token: &str,
+    ) -> Result<bool, AppendError> {
         let Some(first) = entries.first() else {
             return Ok(true);
         };
@@ -363,10 +415,10 @@ impl DynamoFeedStore {
             .send()
             .await
             .map_err(|err| AppendError::Store(unavailable("GetItem", err)))?;
-        let ours = item
-            .item()
-            .and_then(|item| string(item, "id"))
-            .is_some_and(|id| id == first.bounty.id);
+        let ours = item.item().is_some_and(|item| match string(item, "txn") {
+            Some(txn) => txn == token,
+            None => string(item, "id") == Some(first.bounty.id.as_str()),
+        });
         tracing::info!(
             shard,
             seq = first.position.seq,

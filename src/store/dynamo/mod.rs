@@ -5,6 +5,7 @@
 //! - `feed.rs`: shard heads and log entries (read, append).
 //! - `idempotency.rs`: the claim item an append may write, and its read.
 //! - `leases.rs`: per-client stream slots.
+//! - `states.rs`: the current state of a bounty that changed since its publish.
 //! - [`schema`]: the table itself.
 //!
 //! This file holds the store, its client and the attribute helpers they share.
@@ -22,6 +23,7 @@ mod feed;
 mod idempotency;
 mod leases;
 pub mod schema;
+mod states;
 
 /// Entries outlive the look-back window by this much, so a stream that lags behind
 /// the log (or a publish that took long to commit) still finds them.
