@@ -1,6 +1,6 @@
 //! Property-based fuzzing (proptest; `cargo fuzz` needs a nightly toolchain) of every
 //! parser that reads what a client sends: the stream's and the backfill's query
-//! strings, `Last-Event-ID`, cursors, page tokens, and publish bodies. For any input: no panic, and a refusal
+//! strings, `Last-Event-ID`, cursors, page tokens, publish bodies and PATCH bodies. For any input: no panic, and a refusal
 //! goes through the same error mapping as the function's and comes out as the
 //! contract's JSON error (`{"error":{"code","param","message"}}`, 400 or 422).
 //!
@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use firehose::backfill::{fingerprint, PageToken};
-use firehose::bounty::{is_slug, BountyDraft, MAX_DESCRIPTION_CHARS, MAX_TAGS, MAX_TITLE_CHARS};
+use firehose::bounty::patch::Patch;
+use firehose::bounty::{
+    is_slug, BountyDraft, BountyStatus, MAX_DESCRIPTION_CHARS, MAX_TAGS, MAX_TITLE_CHARS,
+};
 use firehose::cursor::{Cursor, CursorRules, Position};
 use firehose::filter::{Filter, MAX_FILTER_VALUES};
 use firehose::http::{body::collect, ApiError};
@@ -507,6 +510,120 @@ fn every_publish_body_seed_as_it_is() {
     }
 }
 
+// ---------------------------------------------------------------- PATCH bodies
+
+/// An open bounty, as a PATCH finds it.
+fn open_bounty() -> firehose::bounty::Bounty {
+    let body = br#"{"title":"Fix flaky test","category":"python","budget_cents":50000,"tags":["pytest"],"deadline":"2099-01-01T00:00:00Z"}"#;
+    BountyDraft::from_json(body, now())
+        .expect("valid")
+        .into_bounty("01TEST".into(), now())
+}
+
+/// For any body: a refusal is the contract's error naming a field (nothing is applied),
+/// or a patch whose result is a valid bounty one version on, or no change at all.
+fn check_patch_body(body: &[u8]) {
+    match Patch::from_json(body, now()) {
+        Ok(patch) => {
+            let before = open_bounty();
+            let Some(after) = patch.apply(&before, now()) else {
+                return;
+            };
+            assert_eq!(after.version, before.version + 1);
+            assert_eq!(
+                (&after.id, &after.category, &after.currency),
+                (&before.id, &before.category, &before.currency)
+            );
+            let title = after.title.chars().count();
+            assert!((1..=MAX_TITLE_CHARS).contains(&title));
+            assert!(after.description.chars().count() <= MAX_DESCRIPTION_CHARS);
+            assert!(after.budget_cents > 0);
+            assert!(after.tags.len() <= MAX_TAGS && after.tags.iter().all(|t| is_slug(t)));
+            assert!(after.deadline > now());
+            match after.status {
+                BountyStatus::Closed => {
+                    assert!(after.close_reason.is_some() && after.closed_at.is_some())
+                }
+                _ => assert!(after.close_reason.is_none() && after.closed_at.is_none()),
+            }
+            serde_json::to_vec(&after).expect("the bounty serialises");
+        }
+        // The refusal names its field (`param`, checked there).
+        Err(err) => assert_contract_error(err),
+    }
+}
+
+const PATCH_FIELDS: &[&str] = &[
+    "title",
+    "description",
+    "budget_cents",
+    "tags",
+    "deadline",
+    "status",
+    "close_reason",
+    "category",
+    "version",
+];
+
+/// Small valid patches with some fields replaced, removed or added.
+fn near_patch() -> impl Strategy<Value = Vec<u8>> {
+    let base = prop_oneof![
+        Just(serde_json::json!({"title": "New", "budget_cents": 900})),
+        Just(serde_json::json!({"tags": ["ci"], "deadline": "2099-06-01T00:00:00Z"})),
+        Just(serde_json::json!({"status": "closed", "close_reason": "awarded"})),
+    ];
+    let edits = prop::collection::vec(
+        (
+            prop::sample::select(PATCH_FIELDS),
+            proptest::option::of(json_value()),
+        ),
+        0..3,
+    );
+    (base, edits).prop_map(|(mut body, edits)| {
+        let object = body.as_object_mut().expect("object");
+        for (field, value) in edits {
+            match value {
+                Some(value) => {
+                    object.insert(field.to_owned(), value);
+                }
+                None => {
+                    object.remove(field);
+                }
+            }
+        }
+        serde_json::to_vec(&body).expect("serialise")
+    })
+}
+
+proptest! {
+    #[test]
+    fn patch_body_seeds_and_mutations(body in mutated(corpus("patch_body.txt"))) {
+        check_patch_body(body.as_bytes());
+    }
+
+    #[test]
+    fn patch_body_near_valid(body in near_patch()) {
+        check_patch_body(&body);
+    }
+
+    #[test]
+    fn patch_body_any_json(value in json_value()) {
+        check_patch_body(&serde_json::to_vec(&value).expect("serialise"));
+    }
+
+    #[test]
+    fn patch_body_raw(body in any::<Vec<u8>>()) {
+        check_patch_body(&body);
+    }
+}
+
+#[test]
+fn every_patch_body_seed_as_it_is() {
+    for body in corpus("patch_body.txt") {
+        check_patch_body(body.as_bytes());
+    }
+}
+
 // ---------------------------------------------------------------- coverage
 
 /// The generators reach both sides of every parser: a property that only ever saw
@@ -562,5 +679,17 @@ fn generators_reach_acceptance_and_refusal() {
         sample(near_body(), 300)
             .iter()
             .map(|body| BountyDraft::from_json(body, now()).is_ok()),
+    );
+    both(
+        "PATCH body seeds and mutations",
+        sample(mutated(corpus("patch_body.txt")), 300)
+            .iter()
+            .map(|body| Patch::from_json(body.as_bytes(), now()).is_ok()),
+    );
+    both(
+        "near-valid PATCH body",
+        sample(near_patch(), 300)
+            .iter()
+            .map(|body| Patch::from_json(body, now()).is_ok()),
     );
 }

@@ -1,6 +1,6 @@
 //! One access log line per request: request id, method, path, client, status, filter
-//! summary, duration and what was sent (`events`: SSE events, of which `bounties` and
-//! `errors`; for the backfill, `bounties` is the number listed).
+//! summary, duration and what was sent (`events`: SSE events, of which `bounties`,
+//! `changes` and `errors`; for the backfill, `bounties` is the number listed).
 //!
 //! A JSON answer is logged when it is returned. A stream is logged once, when it ends:
 //! its frames are counted as typed values on their way to the wire, and the line is
@@ -100,6 +100,7 @@ impl Entry {
             duration_ms = self.started.elapsed().as_millis() as u64,
             events = counts.events,
             bounties = counts.bounties,
+            changes = counts.changes,
             errors = counts.errors,
             ended,
             "request"
@@ -112,6 +113,8 @@ impl Entry {
 struct Counts {
     events: u64,
     bounties: u64,
+    /// `bounty_updated`, `bounty_closed`, `bounty_expired`.
+    changes: u64,
     errors: u64,
 }
 
@@ -124,6 +127,9 @@ impl Counts {
         self.events += 1;
         if frame.is_bounty() {
             self.bounties += 1;
+        }
+        if matches!(frame, StreamFrame::Change { .. }) {
+            self.changes += 1;
         }
         if event == "error" {
             self.errors += 1;
@@ -201,6 +207,7 @@ mod tests {
             Counts {
                 events: 5,
                 bounties: 2,
+                changes: 0,
                 errors: 1
             }
         );
