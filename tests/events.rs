@@ -189,10 +189,25 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
             published = Some(id.to_owned());
         }
     }
-    // The one publish went through, whatever invoke printed about it.
+    // The one publish and the two changes went through, whatever invoke printed about
+    // them: one log entry each (a change is an entry of the bounty's shard).
     use firehose::store::FeedHeads;
     let head = f.store(1).await.head(0).await.expect("head");
-    assert_eq!(head.seq, 1, "publish.json appended exactly one bounty");
+    assert_eq!(
+        head.seq, 3,
+        "publish.json appended one bounty, task-update.json and task-close.json one change each"
+    );
+    let id = published.expect("publish.json ran");
+    let bounty: serde_json::Value = common::http()
+        .get(f.url(&format!("/api/v1/tasks/{id}")))
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("a bounty");
+    assert_eq!(bounty["status"], "closed", "{bounty}");
+    assert_eq!(bounty["version"], 3, "{bounty}");
 }
 
 /// A Function URL hands a body that is not UTF-8 to the function base64-encoded; it
