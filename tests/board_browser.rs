@@ -6,7 +6,7 @@
 //!
 //! One browser, one page, one story, in order: the listing, a bounty published after
 //! the load, a close and an update arriving over `include=changes`, the function
-//! going away and coming back on the same port.
+//! going away and coming back on the same port, and another filter from the form.
 //!
 //! `scripts/test` installs Chromium and playwright-core and exports
 //! `FIREHOSE_TEST_CHROMIUM` and `FIREHOSE_NODE_MODULES`; without them this test fails
@@ -92,6 +92,16 @@ impl Browser {
 
     async fn open(&mut self, url: &str) -> Value {
         self.send(json!({"op": "open", "url": url})).await
+    }
+
+    /// Fills the filter form (`fields`: input id -> value), presses Apply; returns the
+    /// URL of the page it loads.
+    async fn apply(&mut self, fields: Value) -> String {
+        let answer = self.send(json!({"op": "apply", "fields": fields})).await;
+        answer["url"]
+            .as_str()
+            .expect("the new page's URL")
+            .to_owned()
     }
 
     async fn board(&mut self) -> Board {
@@ -366,6 +376,30 @@ async fn the_board_lists_streams_changes_and_shows_the_connection() {
         "{board:#?}"
     );
     assert_eq!(board.card(&older).expect("shown").1.status, "closed");
+
+    // The form changes the filter through the page's URL: a new page, a new listing.
+    // Empty fields stay out of the URL (the API refuses empty values).
+    let url = browser
+        .apply(json!({"f-category": "rust, python", "f-min-budget": "70000"}))
+        .await;
+    assert!(
+        url.ends_with("/?category=rust&category=python&min_budget_cents=70000"),
+        "{url}"
+    );
+    let board = browser
+        .wait_for(
+            "the new filter's listing",
+            Duration::from_secs(30),
+            |board| board.state() == "live" && board.cards.len() == 3,
+        )
+        .await;
+    assert_eq!(
+        board.ids(),
+        [fresh.as_str(), unseen.as_str(), elsewhere.as_str()],
+        "open, at least 70000 cents, newest first: {board:#?}"
+    );
+    assert_eq!(board.form["category"], "rust, python", "{board:#?}");
+    assert_eq!(board.form["min_budget_cents"], "70000", "{board:#?}");
 
     // While the function was away the browser logs the stream it lost (cut mid-body)
     // and its refused reconnects; nothing else: no policy violation, no script error,

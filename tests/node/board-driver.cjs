@@ -9,6 +9,9 @@
 //
 // Commands:
 //   {"op":"open","url":"..."}  load the page; answers {"ok":true,"status":200}
+//   {"op":"apply","fields":{"f-category":"rust",...}}
+//                              fill the filter form's fields (by id), press Apply and
+//                              wait for the page it loads; answers {"ok":true,"url":...}
 //   {"op":"board"}             what the page shows: the connection state, the notice,
 //                              the form's values and every card in page order
 //   {"op":"quit"}              close the browser and exit
@@ -89,6 +92,15 @@ async function main() {
           headers: response ? await response.allHeaders() : {},
           problems: await take(),
         });
+      } else if (command.op === "apply") {
+        for (const [id, value] of Object.entries(command.fields || {})) {
+          await page.fill(`#${id}`, value);
+        }
+        await Promise.all([
+          page.waitForNavigation({ waitUntil: "load" }),
+          page.click("#filter button[type=submit]"),
+        ]);
+        reply({ ok: true, url: page.url(), problems: await take() });
       } else if (command.op === "board") {
         const board = await page.evaluate(() => {
           const connection = document.getElementById("connection");
