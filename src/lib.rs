@@ -11,7 +11,8 @@
 //! The bounty and what a request asks for:
 //! - [`bounty`]: the public bounty and a publish body validated into a draft;
 //!   `bounty::slug`: the slug type (categories, tags), checked once;
-//!   [`bounty::id`]: bounty ids, which say where their entry is in the log.
+//!   [`bounty::id`]: bounty ids, which say where their entry is in the log;
+//!   [`bounty::patch`]: a PATCH body validated into an update or a close.
 //! - [`query`]: query string -> the stream's filter and start, or the backfill's filter,
 //!   limit and page: every 400 before a stream starts.
 //! - [`filter`]: the filter and matching (the one place that decides who gets a bounty).
@@ -26,7 +27,9 @@
 //!   `stream::backoff`: waits while the store fails; `stream::gaps`: gaps in a
 //!   shard, waited for, then skipped; `stream::read_ahead`: the next page of a burst;
 //!   [`stream::shared_read`]: one read of the log for all the caught-up streams of a
-//!   process; [`stream::deadline`]: the stream's end, before the invocation's deadline.
+//!   process; [`stream::deadline`]: the stream's end, before the invocation's deadline;
+//!   [`stream::selection`]: what a stream sends of each entry (the firehose's bounties
+//!   and changes, or one bounty's changes).
 //! - [`feed`]: reading the log across shards (dense batches in time order) and the
 //!   check that a resumed cursor's entries are still there.
 //! - [`sse`]: Server-Sent Events framing: the wire format and nothing else.
@@ -49,6 +52,7 @@
 //!   in-memory implementation for unit tests of the core.
 //! - [`store::dynamo`]: the DynamoDB implementation: `store::dynamo::feed` (the log),
 //!   `store::dynamo::idempotency` (claims), `store::dynamo::leases` (stream slots),
+//!   `store::dynamo::states` (bounty states after changes),
 //!   [`store::dynamo::schema`] (the table).
 //!
 //! The HTTP edge:
@@ -58,7 +62,8 @@
 //!   end); [`http::client_ip`]: who the client is; [`http::limits`]: 414 and 431;
 //!   [`http::body`]: the response body type.
 //! - Thin handlers: `http::stream`, `http::tasks` (backfill and lookup),
-//!   `http::publish`, `http::stream_cap` (admission and holding the lease).
+//!   `http::publish`, `http::change` (PATCH), `http::stream_cap` (admission and
+//!   holding the lease).
 //! - `http::board`: `GET /`, the live board: one self-contained page (`board.html`)
 //!   that lists and streams bounties in the browser, and its security policy.
 //! - [`http::sse`]: a stream answer assembled in one place (typed frames counted, then

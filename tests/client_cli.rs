@@ -1,6 +1,9 @@
 //! The `firehose` CLI binary against the real function: subscribe until N matches, the
 //! timeout exit code, usage errors (local and the server's), publish; output both as
 //! JSON lines (stdout not a terminal) and as readable lines (on a pseudo-terminal).
+//! The bounty lifecycle: `watch` (each change, exit 0 at the close or for a closed
+//! bounty, 4 for an unknown one, 3 at its timeout), `update` and `close` (5 once
+//! closed), and `subscribe --include-changes`.
 
 mod common;
 
@@ -295,4 +298,343 @@ async fn backfill_lists_open_matches_newest_first_up_to_the_limit() {
         .collect();
     let newest_first: Vec<String> = matches.iter().rev().take(3).cloned().collect();
     assert_eq!(ids, newest_first);
+}
+
+/// PATCHes bounty `id` with the test key; insists on 200 and returns the bounty.
+async fn patch(f: &Function, id: &str, body: Value) -> Value {
+    let response = common::http()
+        .patch(f.url(&format!("/api/v1/tasks/{id}")))
+        .bearer_auth(TEST_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("PATCH");
+    let status = response.status().as_u16();
+    let bounty: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "PATCH answered {status}: {bounty}");
+    bounty
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_each_change_as_a_json_line_and_exits_0_at_the_close() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let f = Function::on_shared("cli-watch", &[("POLL_INTERVAL_MS", "200")]).await;
+    let id = f
+        .publish(&bounty_body("watched", "python", 50_000, &[]))
+        .await;
+    let mut child = firehose(&f)
+        .args(["watch", &id])
+        .spawn()
+        .expect("spawn firehose");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Changes made before the watch has connected are its starting state, not
+    // changes: raise the budget until the first change is printed.
+    let mut cents = 50_000;
+    let first = loop {
+        cents += 100;
+        assert!(
+            cents < 50_000 + 100 * 100,
+            "the watch never printed a change"
+        );
+        patch(&f, &id, serde_json::json!({"budget_cents": cents})).await;
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await
+        {
+            break line.expect("read").expect("a line before the end");
+        }
+    };
+    patch(&f, &id, serde_json::json!({"title": "watched, renamed"})).await;
+    let closed = patch(
+        &f,
+        &id,
+        serde_json::json!({"status": "closed", "close_reason": "awarded"}),
+    )
+    .await;
+    let mut printed = vec![first];
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the watch ends after the close")
+        .expect("read")
+    {
+        printed.push(line);
+    }
+    let status = child.wait().await.expect("firehose ran");
+    assert_eq!(status.code(), Some(0), "{printed:?}");
+    let changes: Vec<Value> = printed
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("each line is a JSON bounty"))
+        .collect();
+    // Each change once, in order, from the first one seen to the close.
+    let versions: Vec<u64> = changes
+        .iter()
+        .map(|b| b["version"].as_u64().expect("version"))
+        .collect();
+    let first_version = versions[0];
+    let expected: Vec<u64> = (first_version..=closed["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, expected, "{printed:?}");
+    let last = changes.last().unwrap();
+    assert_eq!(last["status"], "closed");
+    assert_eq!(last["close_reason"], "awarded");
+    assert_eq!(changes[changes.len() - 2]["title"], "watched, renamed");
+
+    // Closed already: a new watch exits 0 at once, printing nothing.
+    let output = firehose(&f)
+        .args(["watch", &id, "--timeout", "30s"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_exits_4_for_an_unknown_bounty_and_3_at_its_timeout() {
+    let f = Function::on_shared("cli-watch-exit", &[]).await;
+    let output = firehose(&f)
+        .args(["watch", "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("no such bounty") && stderr.contains("404"),
+        "{stderr}"
+    );
+
+    let id = f
+        .publish(&bounty_body("quiet", "python", 50_000, &[]))
+        .await;
+    let output = firehose(&f)
+        .args(["watch", &id, "--timeout", "2s"])
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("timed out after 2s"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    // A usage error is still 2.
+    let output = firehose(&f)
+        .args(["watch", &id, "--max-changes", "0"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_and_close_change_the_bounty_with_the_key_and_their_exit_codes() {
+    let f = Function::on_shared("cli-update", &[]).await;
+    let id = f
+        .publish(&bounty_body("to change", "python", 50_000, &["pytest"]))
+        .await;
+    let run = |args: Vec<String>, key: Option<&str>| {
+        let mut command = firehose(&f);
+        if let Some(key) = key {
+            command.env("FIREHOSE_API_KEY", key);
+        }
+        command.args(args);
+        async move { command.output().await.expect("run") }
+    };
+    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let output = run(
+        args(&[
+            "update",
+            &id,
+            "--budget",
+            "750.5",
+            "--tag",
+            "rust,tokio",
+            "--json",
+        ]),
+        Some(TEST_KEY),
+    )
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bounty: Value = serde_json::from_slice(&output.stdout).expect("the bounty as JSON");
+    assert_eq!(bounty["budget_cents"], 75_050);
+    assert_eq!(bounty["tags"], serde_json::json!(["rust", "tokio"]));
+    assert_eq!(bounty["version"], 2);
+    assert_eq!(bounty["title"], "to change", "untouched fields stay");
+
+    // No key: usage (2); a wrong key: refused (1); nothing to change: usage (2).
+    let output = run(args(&["update", &id, "--title", "x"]), None).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FIREHOSE_API_KEY"));
+    let output = run(args(&["update", &id, "--title", "x"]), Some("wrong-key")).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+    let output = run(args(&["update", &id]), Some(TEST_KEY)).await;
+    assert_eq!(output.status.code(), Some(2));
+    // An unknown id: 4.
+    let output = run(
+        args(&["close", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--reason", "awarded"]),
+        Some(TEST_KEY),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(4));
+
+    let output = run(
+        args(&["close", &id, "--reason", "cancelled", "--json"]),
+        Some(TEST_KEY),
+    )
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bounty: Value = serde_json::from_slice(&output.stdout).expect("the bounty as JSON");
+    assert_eq!(bounty["status"], "closed");
+    assert_eq!(bounty["close_reason"], "cancelled");
+    assert_eq!(bounty["version"], 3);
+
+    // Closed: it can no longer change (5).
+    for again in [
+        args(&["close", &id, "--reason", "awarded"]),
+        args(&["update", &id, "--budget", "900"]),
+    ] {
+        let output = run(again, Some(TEST_KEY)).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(5), "{stderr}");
+        assert!(stderr.contains("bounty_closed"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_include_changes_prints_a_bounty_then_its_update_and_close() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let f = Function::on_shared("cli-changes", &[("POLL_INTERVAL_MS", "200")]).await;
+    let mut child = firehose(&f)
+        .args(["subscribe", "--category", "python", "--include-changes"])
+        .spawn()
+        .expect("spawn firehose");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Published before the subscription connected: not new to it. Publish until one
+    // is printed, then change that one.
+    let mut n = 0;
+    let first: Value = loop {
+        n += 1;
+        assert!(n < 60, "the subscription never printed a bounty");
+        f.publish(&bounty_body(&format!("b{n}"), "python", 50_000, &[]))
+            .await;
+        if let Ok(line) = tokio::time::timeout(Duration::from_millis(1000), lines.next_line()).await
+        {
+            let line = line.expect("read").expect("a line before the end");
+            break serde_json::from_str(&line).expect("a JSON bounty");
+        }
+    };
+    let id = first["id"].as_str().expect("id").to_owned();
+    patch(&f, &id, serde_json::json!({"budget_cents": 70_000})).await;
+    patch(
+        &f,
+        &id,
+        serde_json::json!({"status": "closed", "close_reason": "cancelled"}),
+    )
+    .await;
+    let mut of_it = vec![first];
+    while of_it.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the changes are printed")
+            .expect("read")
+            .expect("the subscription goes on");
+        let bounty: Value = serde_json::from_str(&line).expect("a JSON bounty");
+        // Other bounties published while the first one was on its way are new ones.
+        if bounty["id"] == id.as_str() {
+            of_it.push(bounty);
+        } else {
+            assert_eq!(bounty["version"], 1, "{line}");
+        }
+    }
+    let seen: Vec<(u64, &str, u64)> = of_it
+        .iter()
+        .map(|b| {
+            (
+                b["version"].as_u64().unwrap(),
+                b["status"].as_str().unwrap(),
+                b["budget_cents"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "open", 50_000),
+            (2, "open", 70_000),
+            (3, "closed", 70_000)
+        ]
+    );
+    assert_eq!(of_it[2]["close_reason"], "cancelled");
+    child.kill().await.expect("stop the subscription");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_close_and_watch_on_a_terminal_print_readable_lines() {
+    let f = Function::on_shared("cli-lifecycle-human", &[]).await;
+    let id = f
+        .publish(&bounty_body(
+            "Fix flaky test",
+            "python",
+            50_000,
+            &["pytest"],
+        ))
+        .await;
+    // `script` runs the CLI on a pseudo-terminal, so it sees a terminal on stdout.
+    let on_terminal = |args: String| {
+        let mut script = Command::new("script");
+        script
+            .args([
+                "-q",
+                "-e",
+                "-c",
+                &format!("{} {args}", firehose_bin().display()),
+                "/dev/null",
+            ])
+            .env("FIREHOSE_URL", &f.base)
+            .env("FIREHOSE_API_KEY", TEST_KEY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        async move {
+            let output = script
+                .output()
+                .await
+                .expect("`script` (util-linux) runs the CLI on a pty");
+            let screen = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+            (output.status.code(), screen)
+        }
+    };
+    let (code, screen) = on_terminal(format!("update {id} --budget 600")).await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("updated, now v2:") && screen.contains("600.00 USD  python"),
+        "{screen}"
+    );
+    assert!(screen.trim_end().ends_with(&id), "{screen}");
+    let (code, screen) = on_terminal(format!("close {id} --reason awarded")).await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("closed (awarded), now v3:"), "{screen}");
+    let (code, screen) = on_terminal(format!("watch {id}")).await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("already closed or expired: nothing more will change"),
+        "{screen}"
+    );
 }

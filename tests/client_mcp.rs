@@ -1,7 +1,9 @@
 //! `firehose mcp` driven by a real MCP client (the Python `mcp` package, installed by
 //! scripts/test into .local/venv): list the tools, call subscribe_bounties with
 //! max_results 1, publish a match while it waits, get that bounty back; then list_bounties;
-//! then subscribe_bounties for what nobody publishes, which ends at its timeout.
+//! then subscribe_bounties for what nobody publishes, which ends at its timeout; with
+//! include_changes, a change to a matching bounty; then watch_bounty: the change made while it waits, its
+//! timeout, after_version, and an unknown id.
 
 mod common;
 
@@ -29,11 +31,16 @@ async fn next(lines: &mut Lines) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
     let f = Function::on_shared("mcp", &[("POLL_INTERVAL_MS", "200")]).await;
+    // Watched at the end; another category, so the python listings do not show it.
+    let watched = f
+        .publish(&bounty_body("watched", "rust", 50_000, &[]))
+        .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_client.py");
     let mut child = Command::new(python_with_mcp())
         .arg(script)
         .arg(firehose_bin())
         .arg(&f.base)
+        .arg(&watched)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -50,7 +57,9 @@ async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert!(
-        names.contains(&"subscribe_bounties") && names.contains(&"list_bounties"),
+        names.contains(&"subscribe_bounties")
+            && names.contains(&"list_bounties")
+            && names.contains(&"watch_bounty"),
         "{names:?}"
     );
     let schema = &tools["tools"]
@@ -66,6 +75,7 @@ async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
         "deadline_after",
         "max_results",
         "timeout_ms",
+        "include_changes",
     ] {
         assert!(
             schema.get(param).is_some(),
@@ -129,6 +139,94 @@ async fn subscribe_bounties_returns_a_match_published_while_it_waits() {
         Some(0),
         "{waited}"
     );
+    // With include_changes, a change to a matching bounty is a result too.
+    loop {
+        let progress = next(&mut lines).await;
+        assert!(progress.get("progress").is_some(), "{progress}");
+        let message = progress["message"].as_str().unwrap_or_default();
+        if message.starts_with("subscribed") {
+            assert!(message.contains("or changes"), "{message}");
+            break;
+        }
+    }
+    let response = common::http()
+        .patch(f.url(&format!("/api/v1/tasks/{wanted}")))
+        .bearer_auth(common::TEST_KEY)
+        .json(&serde_json::json!({"budget_cents": 80_000}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(response.status(), 200);
+    let result = loop {
+        let line = next(&mut lines).await;
+        if line.get("changes_result").is_some() {
+            break line;
+        }
+        assert!(line.get("progress").is_some(), "{line}");
+    };
+    assert_eq!(result["is_error"], false, "{result}");
+    let changed = &result["changes_result"];
+    assert_eq!(changed["bounties"], serde_json::json!([]), "{result}");
+    assert_eq!(changed["changes"][0]["change"], "updated", "{result}");
+    assert_eq!(changed["changes"][0]["bounty"]["id"], wanted.as_str());
+    assert_eq!(changed["changes"][0]["bounty"]["version"], 2);
+    assert_eq!(changed["changes"][0]["bounty"]["budget_cents"], 80_000);
+
+    // watch_bounty: once it says it is watching, a change is the next change.
+    loop {
+        let progress = next(&mut lines).await;
+        assert!(progress.get("progress").is_some(), "{progress}");
+        if progress["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("watching")
+        {
+            break;
+        }
+    }
+    let response = common::http()
+        .patch(f.url(&format!("/api/v1/tasks/{watched}")))
+        .bearer_auth(common::TEST_KEY)
+        .json(&serde_json::json!({"budget_cents": 65_000}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(response.status(), 200);
+    let result = loop {
+        let line = next(&mut lines).await;
+        if line.get("watched").is_some() {
+            break line;
+        }
+        assert!(line.get("progress").is_some(), "{line}");
+    };
+    assert_eq!(result["is_error"], false, "{result}");
+    let watched_result = &result["watched"];
+    assert_eq!(watched_result["change"], "updated", "{result}");
+    assert_eq!(watched_result["bounty"]["id"], watched.as_str());
+    assert_eq!(watched_result["bounty"]["version"], 2);
+    assert_eq!(watched_result["bounty"]["budget_cents"], 65_000);
+    assert_eq!(watched_result["final"], false);
+    assert_eq!(watched_result["timed_out"], false);
+    // Nothing changes: the call ends at its timeout with the bounty as it is.
+    let quiet = next(&mut lines).await;
+    assert_eq!(quiet["is_error"], false, "{quiet}");
+    assert_eq!(quiet["watch_timeout"]["timed_out"], true, "{quiet}");
+    assert_eq!(quiet["watch_timeout"]["change"], Value::Null, "{quiet}");
+    assert_eq!(quiet["watch_timeout"]["bounty"]["version"], 2, "{quiet}");
+    // Past the version the caller knows: at once, as it is.
+    let after = next(&mut lines).await;
+    assert_eq!(after["is_error"], false, "{after}");
+    assert_eq!(after["watch_after"]["change"], "updated", "{after}");
+    assert_eq!(after["watch_after"]["bounty"]["version"], 2, "{after}");
+    assert_eq!(after["watch_after"]["timed_out"], false, "{after}");
+    // An unknown id: a tool error naming the 404.
+    let unknown = next(&mut lines).await;
+    assert_eq!(unknown["is_error"], true, "{unknown}");
+    assert_eq!(
+        unknown["watch_unknown"]["error"]["status"], 404,
+        "{unknown}"
+    );
+
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .expect("the MCP client exits")

@@ -1,7 +1,9 @@
 //! The Rust SDK (package firehose-client) against the real function under
 //! `cargo lambda watch` and DynamoDB Local: reconnects at the stream's time cap, through
 //! cut, stalled and refused connections, its wait when refused for too many open
-//! streams (429), and its stop on any other 4xx.
+//! streams (429), and its stop on any other 4xx. The bounty lifecycle: `watch` (each
+//! change once, across rotations, ending at the close), `update`, `close`, their
+//! errors, and `subscribe_changes`.
 //!
 //! De-duplication is turned off in the delivery tests (`dedupe_window(0)`), so "exactly
 //! once" is what the wire and the SDK's resume deliver, not what the window hides.
@@ -13,8 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Proxy;
-use common::{bounty_body, eventually, Function};
-use firehose_client::{Client, ClientError, Filter, StartAt, SubscribeOptions, SubscriptionEvent};
+use common::{bounty_body, eventually, Function, TEST_KEY};
+use firehose_client::{
+    BountyPatch, Change, Client, ClientError, CloseReason, FeedEvent, Filter, StartAt,
+    SubscribeOptions, SubscriptionEvent, WatchEvent,
+};
 use futures_util::StreamExt;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -407,4 +412,296 @@ async fn a_client_refused_at_its_stream_cap_waits_as_told_then_connects() {
         }
     };
     assert_eq!(delivered, id);
+}
+
+/// The next watch event within 30 s (the stream must not end first).
+async fn next_watch_event(
+    events: &mut (impl futures_util::Stream<Item = Result<WatchEvent, ClientError>> + Unpin),
+) -> WatchEvent {
+    match tokio::time::timeout(30 * SECOND, events.next()).await {
+        Ok(Some(Ok(event))) => event,
+        other => panic!("expected a watch event, got {other:?}"),
+    }
+}
+
+/// Changes only, until the watch ends by itself (within 60 s).
+async fn remaining_changes(
+    events: &mut (impl futures_util::Stream<Item = Result<WatchEvent, ClientError>> + Unpin),
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    loop {
+        match tokio::time::timeout(60 * SECOND, events.next()).await {
+            Ok(None) => return changes,
+            Ok(Some(Ok(WatchEvent::Change(change)))) => changes.push(change),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the watch failed or hung after {changes:?}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_yields_each_update_and_the_close_then_ends() {
+    let f = Function::on_shared("sdk-watch", &[("POLL_INTERVAL_MS", "200")]).await;
+    let id = f
+        .publish(&bounty_body("watched", "python", 50_000, &["pytest"]))
+        .await;
+    let sdk = client(&f.base);
+    let mut events = std::pin::pin!(sdk.watch_events(&id, None));
+    match next_watch_event(&mut events).await {
+        WatchEvent::Connected(connected) => {
+            assert_eq!(connected.bounty.id, id);
+            assert_eq!(connected.bounty.version, 1);
+            assert_eq!(connected.bounty.status, "open");
+        }
+        other => panic!("expected connected first, got {other:?}"),
+    }
+
+    let raised = sdk
+        .update(
+            &id,
+            &BountyPatch::new().budget_cents(60_000),
+            TEST_KEY,
+            None,
+        )
+        .await
+        .expect("update");
+    assert_eq!((raised.version, raised.budget_cents), (2, 60_000));
+    let renamed = sdk
+        .update(
+            &id,
+            &BountyPatch::new()
+                .title("watched, renamed")
+                .tags(["pytest", "ci"]),
+            TEST_KEY,
+            Some("rename-1"),
+        )
+        .await
+        .expect("update");
+    assert_eq!(renamed.version, 3);
+    // The same idempotency key again: the first answer, not a fourth version.
+    let again = sdk
+        .update(
+            &id,
+            &BountyPatch::new()
+                .title("watched, renamed")
+                .tags(["pytest", "ci"]),
+            TEST_KEY,
+            Some("rename-1"),
+        )
+        .await
+        .expect("replayed update");
+    assert_eq!(again.version, 3);
+    let closed = sdk
+        .close(&id, CloseReason::Awarded, TEST_KEY, None)
+        .await
+        .expect("close");
+    assert_eq!(closed.status, "closed");
+    assert_eq!(closed.close_reason, Some(CloseReason::Awarded));
+    assert!(closed.closed_at.is_some());
+
+    let changes = remaining_changes(&mut events).await;
+    let seen: Vec<(&str, u64)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.bounty().version))
+        .collect();
+    assert_eq!(seen, [("updated", 2), ("updated", 3), ("closed", 4)]);
+    assert_eq!(changes[0].bounty().budget_cents, 60_000);
+    assert_eq!(changes[1].bounty().title, "watched, renamed");
+    assert_eq!(changes[1].bounty().tags, ["pytest", "ci"]);
+    assert_eq!(changes[2].bounty(), &closed);
+
+    // Closed: no more changes (409), and a new watch ends at once (204).
+    let refused = sdk
+        .update(&id, &BountyPatch::new().budget_cents(1), TEST_KEY, None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("bounty_closed"), "{refused}");
+    let after: Vec<_> = tokio::time::timeout(30 * SECOND, sdk.watch(&id).collect::<Vec<_>>())
+        .await
+        .expect("a watch of a closed bounty ends at once");
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(sdk.get(&id).await.expect("get").version, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_and_update_errors_carry_the_servers_code() {
+    let f = Function::on_shared("sdk-watch-errors", &[]).await;
+    let sdk = client(&f.base);
+    let unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let items: Vec<_> = tokio::time::timeout(30 * SECOND, sdk.watch(unknown).collect::<Vec<_>>())
+        .await
+        .expect("a 404 ends the watch");
+    match items.as_slice() {
+        [Err(ClientError::Rejected { status: 404, .. })] => {}
+        other => panic!("expected one 404, got {other:?}"),
+    }
+    let patch = BountyPatch::new().budget_cents(70_000);
+    let missing = sdk
+        .update(unknown, &patch, TEST_KEY, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, ClientError::Rejected { status: 404, .. }),
+        "{missing}"
+    );
+    let id = f.publish(&bounty_body("mine", "python", 50_000, &[])).await;
+    let wrong_key = sdk
+        .update(&id, &patch, "not-a-key", None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong_key, ClientError::Rejected { status: 401, .. }),
+        "{wrong_key}"
+    );
+    let bad = sdk
+        .update(&id, &BountyPatch::new().budget_cents(0), TEST_KEY, None)
+        .await
+        .unwrap_err();
+    match &bad {
+        ClientError::Rejected { status, param, .. } => {
+            assert_eq!(
+                (*status, param.as_deref()),
+                (422, Some("budget_cents")),
+                "{bad}"
+            );
+        }
+        other => panic!("expected a 422, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_across_stream_rotations_without_a_loss_or_a_repeat() {
+    let f = Function::on_shared(
+        "sdk-watch-rotate",
+        &[("STREAM_MAX_SECONDS", "3"), ("POLL_INTERVAL_MS", "200")],
+    )
+    .await;
+    let id = f
+        .publish(&bounty_body("long-lived", "python", 50_000, &[]))
+        .await;
+    let sdk = client(&f.base);
+    let mut events = Box::pin(sdk.watch_events(&id, None));
+    assert!(matches!(
+        next_watch_event(&mut events).await,
+        WatchEvent::Connected(_)
+    ));
+    // Read the stream in the background while changes are made across several
+    // rotations (every 3 s).
+    let reader = tokio::spawn(async move {
+        let mut changes = Vec::new();
+        let mut connects = 1;
+        while let Some(event) = events.next().await {
+            match event.expect("no error") {
+                WatchEvent::Change(change) => changes.push(change),
+                WatchEvent::Connected(_) => connects += 1,
+                _ => {}
+            }
+        }
+        (changes, connects)
+    });
+    for cents in [51_000, 52_000, 53_000, 54_000] {
+        sdk.update(&id, &BountyPatch::new().budget_cents(cents), TEST_KEY, None)
+            .await
+            .expect("update");
+        tokio::time::sleep(2 * SECOND).await;
+    }
+    sdk.close(&id, CloseReason::Cancelled, TEST_KEY, None)
+        .await
+        .expect("close");
+    let (changes, connects) = tokio::time::timeout(60 * SECOND, reader)
+        .await
+        .expect("the watch ends after the close")
+        .expect("reader");
+    let seen: Vec<(&str, u64, u64)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.bounty().version, c.bounty().budget_cents))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("updated", 2, 51_000),
+            ("updated", 3, 52_000),
+            ("updated", 4, 53_000),
+            ("updated", 5, 54_000),
+            ("closed", 6, 54_000),
+        ]
+    );
+    assert!(
+        connects >= 3,
+        "a 3 s cap over ~8 s: reconnects, saw {connects}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_changes_delivers_new_updated_and_closed_bounties_in_order() {
+    let f = Function::on_shared("sdk-changes", &[("POLL_INTERVAL_MS", "200")]).await;
+    let sdk = client(&f.base);
+    let mut events = std::pin::pin!(sdk.subscribe_changes(python()));
+    match tokio::time::timeout(30 * SECOND, events.next()).await {
+        Ok(Some(Ok(FeedEvent::Connected(_)))) => {}
+        other => panic!("expected connected, got {other:?}"),
+    }
+    let id = f
+        .publish(&bounty_body("tracked", "python", 50_000, &[]))
+        .await;
+    sdk.update(
+        &id,
+        &BountyPatch::new().budget_cents(80_000),
+        TEST_KEY,
+        None,
+    )
+    .await
+    .expect("update");
+    sdk.close(&id, CloseReason::Awarded, TEST_KEY, None)
+        .await
+        .expect("close");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match tokio::time::timeout(30 * SECOND, events.next()).await {
+            Ok(Some(Ok(FeedEvent::Bounty(b)))) => seen.push(("new", b.id, b.version)),
+            Ok(Some(Ok(FeedEvent::Updated(b)))) => seen.push(("updated", b.id, b.version)),
+            Ok(Some(Ok(FeedEvent::Closed(b)))) => seen.push(("closed", b.id, b.version)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected the changes, got {other:?} after {seen:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("new", id.clone(), 1),
+            ("updated", id.clone(), 2),
+            ("closed", id, 3)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_ends_at_the_expiry_after_an_update_at_the_same_version() {
+    let f = Function::on_shared("sdk-watch-expire", &[("POLL_INTERVAL_MS", "200")]).await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let mut body = bounty_body("short-lived", "python", 50_000, &[]);
+    body["deadline"] = serde_json::json!(firehose::timefmt::format(deadline));
+    let id = f.publish(&body).await;
+    let sdk = client(&f.base);
+    let mut events = std::pin::pin!(sdk.watch_events(&id, None));
+    assert!(matches!(
+        next_watch_event(&mut events).await,
+        WatchEvent::Connected(_)
+    ));
+    sdk.update(
+        &id,
+        &BountyPatch::new().budget_cents(55_000),
+        TEST_KEY,
+        None,
+    )
+    .await
+    .expect("update");
+    let changes = remaining_changes(&mut events).await;
+    let seen: Vec<(&str, u64, &str)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.bounty().version, c.bounty().status.as_str()))
+        .collect();
+    // The expiry is no one's change: it keeps the update's version, and still arrives.
+    assert_eq!(seen, [("updated", 2, "open"), ("expired", 2, "expired")]);
+    assert!(chrono::Utc::now() >= deadline);
 }

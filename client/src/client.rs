@@ -9,7 +9,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::ApiErrorBody;
-use crate::model::{Bounty, Filter, NewBounty, Page};
+use crate::model::{Bounty, BountyPatch, CloseReason, Filter, NewBounty, Page};
 use crate::ClientError;
 
 /// The most a backfill page holds (the server's limit).
@@ -34,7 +34,8 @@ pub struct Settings {
     pub initial_retry: Duration,
     pub max_backoff: Duration,
     pub jitter: f64,
-    /// How many recent bounty ids to remember for de-duplication (0: off).
+    /// How many recent deliveries to remember for de-duplication (0: off); see
+    /// [`ClientBuilder::dedupe_window`].
     pub dedupe_window: usize,
     /// Give up after this many consecutive failed connection attempts (None: never); see
     /// [`ClientBuilder::max_failures`].
@@ -98,8 +99,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How many recent bounty ids to remember to drop duplicates (default 10,000; 0 turns
-    /// de-duplication off).
+    /// How many recent bounty ids (and, with changes, id and version pairs) to remember
+    /// to drop duplicates (default 10,000). 0 turns de-duplication off, for
+    /// [`Client::watch`] too, which otherwise drops a change of a version it delivered.
     pub fn dedupe_window(mut self, ids: usize) -> Self {
         self.settings.dedupe_window = ids;
         self
@@ -113,7 +115,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Timeout of the REST calls (backfill, get, publish); default 30 s.
+    /// Timeout of the REST calls (backfill, get, publish, update, close); default 30 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.request_timeout = timeout;
         self
@@ -245,14 +247,78 @@ impl Client {
         Ok((bounties, cursor.unwrap_or_default()))
     }
 
-    /// One bounty by id.
+    /// One bounty by id, whatever its status.
     pub async fn get(&self, id: &str) -> Result<Bounty, ClientError> {
-        let mut url = self.endpoint("api/v1/tasks/", &[]);
-        url.path_segments_mut()
-            .map_err(|()| ClientError::Protocol("base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .push(id);
+        let url = self.task_url(id, None)?;
         self.send_json(self.http.get(url)).await
+    }
+
+    /// `api/v1/tasks/{id}` (then `/{tail}`), the id percent-encoded as one segment.
+    pub(crate) fn task_url(&self, id: &str, tail: Option<&str>) -> Result<Url, ClientError> {
+        let mut url = self.endpoint("api/v1/tasks/", &[]);
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| ClientError::Protocol("base URL cannot take a path".into()))?;
+            segments.pop_if_empty().push(id);
+            if let Some(tail) = tail {
+                segments.push(tail);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Changes the open bounty `id` (only the fields `patch` sets) with the `api_key`
+    /// that published it; returns the bounty after the change. With an
+    /// `idempotency_key`, sending the same change again returns the first answer
+    /// instead of changing it twice. A patch that changes nothing returns the bounty as
+    /// it is (same version).
+    ///
+    /// Errors (as [`ClientError::Rejected`]): 409 `bounty_closed` (closed or expired),
+    /// 403 `forbidden` (another publisher's key), 401, 404, 422 naming the field.
+    pub async fn update(
+        &self,
+        id: &str,
+        patch: &BountyPatch,
+        api_key: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Bounty, ClientError> {
+        let body = serde_json::to_value(patch)
+            .map_err(|err| ClientError::Protocol(format!("cannot encode the change: {err}")))?;
+        self.update_json(id, &body, api_key, idempotency_key).await
+    }
+
+    /// Closes the open bounty `id` for `reason` with the `api_key` that published it;
+    /// returns the closed bounty. Closing a closed or expired bounty is 409
+    /// `bounty_closed`; the rest as [`Client::update`].
+    pub async fn close(
+        &self,
+        id: &str,
+        reason: CloseReason,
+        api_key: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Bounty, ClientError> {
+        let body = serde_json::json!({"status": "closed", "close_reason": reason});
+        self.update_json(id, &body, api_key, idempotency_key).await
+    }
+
+    /// [`Client::update`] with a raw JSON body (the server validates it).
+    pub async fn update_json(
+        &self,
+        id: &str,
+        body: &Value,
+        api_key: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Bounty, ClientError> {
+        let mut request = self
+            .http
+            .patch(self.task_url(id, None)?)
+            .bearer_auth(api_key)
+            .json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send_json(request).await
     }
 
     /// Publishes a bounty with `api_key`. With an `idempotency_key`, sending the same
@@ -345,6 +411,19 @@ mod tests {
         assert_eq!(
             root.endpoint("api/v1/tasks", &[]).as_str(),
             "http://127.0.0.1:9000/api/v1/tasks"
+        );
+    }
+
+    #[test]
+    fn a_task_url_encodes_the_id_as_one_segment() {
+        let client = Client::new("https://example.test/prefix/").unwrap();
+        assert_eq!(
+            client.task_url("01ABC", Some("stream")).unwrap().as_str(),
+            "https://example.test/prefix/api/v1/tasks/01ABC/stream"
+        );
+        assert_eq!(
+            client.task_url("a/b c", None).unwrap().as_str(),
+            "https://example.test/prefix/api/v1/tasks/a%2Fb%20c"
         );
     }
 

@@ -3,13 +3,18 @@
 //! the decisions the real function rarely provokes: `retry:`, `Retry-After`, `204`,
 //! `5xx`, resume ids, de-duplication and a wrong content type; and, with responses
 //! played in timed steps, heartbeats, silent links, reconnect loops and endless lines.
+//! The stream of one bounty (`watch`) and the firehose with changes
+//! (`subscribe_changes`) go through the same loop: their tests pin what is theirs
+//! (the URL, resuming, the end at a close, `204`, `404`, repeats dropped by version).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firehose_client::backoff::MIN_SERVER_RETRY;
 use firehose_client::sse::MAX_FRAME_BYTES;
-use firehose_client::{Client, ClientError, Filter, SubscriptionEvent};
+use firehose_client::{
+    Change, Client, ClientError, FeedEvent, Filter, SubscriptionEvent, WatchEvent,
+};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -479,4 +484,311 @@ async fn an_endless_line_is_a_broken_connection_not_unbounded_memory() {
         last_event_id(&server.requests.lock().unwrap()[1]),
         Some("c0")
     );
+}
+
+/// A bounty's JSON at `version` with `status` (closed ones awarded).
+fn bounty_at(id: &str, version: u64, status: &str) -> String {
+    let closed = if status == "closed" {
+        r#","closed_at":"2026-01-01T00:00:09.000Z","close_reason":"awarded""#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"id":"{id}","title":"t v{version}","description":"","category":"python","budget_cents":100,"currency":"USD","tags":[],"deadline":"2099-01-01T00:00:00.000Z","created_at":"2026-01-01T00:00:00.000Z","status":"{status}","version":{version},"updated_at":"2026-01-01T00:00:0{version}.000Z"{closed}}}"#
+    )
+}
+
+/// A change frame: `event` with the bounty after it, at `cursor`.
+fn change(event: &str, id: &str, version: u64, status: &str, cursor: &str) -> String {
+    format!(
+        "event: {event}\nid: {cursor}\ndata: {}\n\n",
+        bounty_at(id, version, status)
+    )
+}
+
+/// The per-bounty stream's `connected`, with the bounty at `version`.
+fn watch_connected(id: &str, version: u64, cursor: &str) -> String {
+    format!(
+        "event: connected\nid: {cursor}\ndata: {{\"bounty\":{},\"cursor\":\"{cursor}\",\"closes_at\":\"t\",\"heartbeat_ms\":15000}}\n\n",
+        bounty_at(id, version, "open")
+    )
+}
+
+/// `(kind, version)` of each change.
+fn versions(changes: &[Change]) -> Vec<(&'static str, u64)> {
+    changes
+        .iter()
+        .map(|c| (c.kind(), c.bounty().version))
+        .collect()
+}
+
+#[tokio::test]
+async fn watch_resumes_after_the_last_change_drops_a_repeat_and_ends_at_the_close() {
+    let first = sse(&format!(
+        "retry: 300\n\n{}{}",
+        watch_connected("b1", 1, "w0"),
+        change("bounty_updated", "b1", 2, "open", "w1")
+    ));
+    // The server repeats v2 after the reconnect; anything after the close is never read.
+    let second = sse(&format!(
+        "{}{}{}{}{}",
+        watch_connected("b1", 3, "w1"),
+        change("bounty_updated", "b1", 2, "open", "w1"),
+        change("bounty_updated", "b1", 3, "open", "w2"),
+        change("bounty_closed", "b1", 4, "closed", "w3"),
+        change("bounty_updated", "b1", 5, "open", "w4"),
+    ));
+    let (base, requests) = scripted(vec![first, second]).await;
+    let changes: Vec<Change> = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&base).watch("b1").map(Result::unwrap).collect(),
+    )
+    .await
+    .expect("the watch ends by itself");
+    assert_eq!(
+        versions(&changes),
+        [("updated", 2), ("updated", 3), ("closed", 4)]
+    );
+    match &changes[2] {
+        Change::Closed(bounty) => {
+            assert_eq!(
+                bounty.close_reason,
+                Some(firehose_client::CloseReason::Awarded)
+            );
+            assert!(bounty.is_final());
+        }
+        other => panic!("expected the close, got {other:?}"),
+    }
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 2, "no reconnect after the close");
+    assert!(requests[0].starts_with("get /api/v1/tasks/b1/stream "));
+    assert_eq!(last_event_id(&requests[0]), None);
+    assert_eq!(last_event_id(&requests[1]), Some("w1"));
+}
+
+#[tokio::test]
+async fn an_expiry_at_the_version_of_the_last_update_is_delivered_and_ends_the_watch() {
+    // An expiry is no one's change: it keeps the version of the update before it.
+    let first = sse(&format!(
+        "retry: 300\n\n{}{}",
+        watch_connected("b1", 1, "w0"),
+        change("bounty_updated", "b1", 2, "open", "w1")
+    ));
+    let second = sse(&format!(
+        "{}{}{}",
+        watch_connected("b1", 2, "w1"),
+        change("bounty_updated", "b1", 2, "open", "w1"),
+        change("bounty_expired", "b1", 2, "expired", "w2"),
+    ));
+    let (base, requests) = scripted(vec![first, second]).await;
+    let changes: Vec<Change> = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&base).watch("b1").map(Result::unwrap).collect(),
+    )
+    .await
+    .expect("the watch ends by itself");
+    assert_eq!(versions(&changes), [("updated", 2), ("expired", 2)]);
+    assert_eq!(requests.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn watch_reports_the_bounty_at_connect_and_resumes_at_once_after_a_checkpoint() {
+    let first = sse(&format!(
+        "retry: 3000\n\n{}event: checkpoint\nid: k7\ndata: {{\"cursor\":\"k7\",\"reason\":\"max_duration\"}}\n\n",
+        watch_connected("b1", 2, "w0")
+    ));
+    let second = sse(&format!(
+        "{}{}",
+        watch_connected("b1", 2, "k7"),
+        change("bounty_expired", "b1", 3, "expired", "w5")
+    ));
+    let (base, requests) = scripted(vec![first, second]).await;
+    let events: Vec<WatchEvent> = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&base)
+            .watch_events("b1", None)
+            .map(Result::unwrap)
+            .collect(),
+    )
+    .await
+    .expect("the watch ends by itself");
+    assert_eq!(events.len(), 4, "{events:?}");
+    match &events[0] {
+        WatchEvent::Connected(connected) => {
+            assert_eq!(
+                (connected.bounty.version, connected.cursor.as_str()),
+                (2, "w0")
+            );
+        }
+        other => panic!("expected connected, got {other:?}"),
+    }
+    assert!(matches!(
+        events[1],
+        WatchEvent::Reconnecting {
+            failures: 0,
+            delay: Duration::ZERO,
+            ..
+        }
+    ));
+    match &events[3] {
+        WatchEvent::Change(Change::Expired(bounty)) => assert_eq!(bounty.status, "expired"),
+        other => panic!("expected the expiry, got {other:?}"),
+    }
+    assert_eq!(last_event_id(&requests.lock().unwrap()[1]), Some("k7"));
+}
+
+#[tokio::test]
+async fn watch_can_resume_from_a_saved_cursor() {
+    let (base, requests) = scripted(vec![sse(&format!(
+        "{}{}",
+        watch_connected("b1", 4, "w3"),
+        change("bounty_closed", "b1", 4, "closed", "w4")
+    ))])
+    .await;
+    let events: Vec<_> = client(&base)
+        .watch_events("b1", Some("w3"))
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(last_event_id(&requests.lock().unwrap()[0]), Some("w3"));
+}
+
+#[tokio::test]
+async fn watching_a_bounty_already_closed_ends_on_204_without_a_retry() {
+    let (base, requests) = scripted(vec![
+        "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_owned()
+    ])
+    .await;
+    let events: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&base).watch_events("b1", None).collect::<Vec<_>>(),
+    )
+    .await
+    .expect("ends at once");
+    assert!(events.is_empty(), "{events:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn watching_an_unknown_bounty_is_a_404_error_and_never_retried() {
+    let body = r#"{"error":{"code":"not_found","param":null,"message":"no bounty with id nope"}}"#;
+    let (base, requests) = scripted(vec![status(404, "", body)]).await;
+    let items: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&base).watch("nope").collect::<Vec<_>>(),
+    )
+    .await
+    .expect("ends at once");
+    assert_eq!(items.len(), 1, "{items:?}");
+    match &items[0] {
+        Err(ClientError::Rejected { status, code, .. }) => {
+            assert_eq!((*status, code.as_str()), (404, "not_found"));
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn subscribe_changes_asks_for_them_and_delivers_each_change_once() {
+    let first = sse(&format!(
+        "retry: 300\n\n{CONNECTED}{}{}",
+        bounty("b1", "c1"),
+        change("bounty_updated", "b1", 2, "open", "c2")
+    ));
+    let second = sse(&format!(
+        "{CONNECTED}{}{}{}",
+        change("bounty_updated", "b1", 2, "open", "c2"),
+        change("bounty_closed", "b1", 3, "closed", "c3"),
+        bounty("b2", "c4"),
+    ));
+    let (base, requests) = scripted(vec![first, second]).await;
+    let events = client(&base).subscribe_changes(Filter::new().category("python"));
+    let items: Vec<FeedEvent> = tokio::time::timeout(
+        Duration::from_secs(30),
+        events.map(Result::unwrap).take(7).collect(),
+    )
+    .await
+    .expect("items within 30 s");
+    let delivered: Vec<(&str, &str, u64)> = items
+        .iter()
+        .filter_map(|event| match event {
+            FeedEvent::Bounty(b) => Some(("new", b.id.as_str(), b.version)),
+            FeedEvent::Updated(b) => Some(("updated", b.id.as_str(), b.version)),
+            FeedEvent::Closed(b) => Some(("closed", b.id.as_str(), b.version)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            ("new", "b1", 1),
+            ("updated", "b1", 2),
+            ("closed", "b1", 3),
+            ("new", "b2", 1)
+        ]
+    );
+    let requests = requests.lock().unwrap();
+    assert!(
+        requests[0].starts_with("get /api/v1/bounties/stream?category=python&include=changes "),
+        "{}",
+        requests[0]
+    );
+    assert_eq!(last_event_id(&requests[1]), Some("c2"));
+}
+
+#[tokio::test]
+async fn subscribe_without_changes_ignores_change_frames() {
+    let (base, _) = scripted(vec![sse(&format!(
+        "{CONNECTED}{}{}",
+        change("bounty_updated", "b0", 2, "open", "c1"),
+        bounty("b1", "c2")
+    ))])
+    .await;
+    let items = take(&client(&base), 2).await;
+    match items[1].as_ref().unwrap() {
+        SubscriptionEvent::Bounty(bounty) => assert_eq!(bounty.id, "b1"),
+        other => panic!("expected the new bounty only, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn update_and_close_patch_the_bounty_with_the_key_and_read_the_answer() {
+    let updated = status(200, "", &bounty_at("b1", 2, "open"));
+    let closed = status(200, "", &bounty_at("b1", 3, "closed"));
+    let conflict = status(
+        409,
+        "",
+        r#"{"error":{"code":"bounty_closed","param":null,"message":"the bounty is closed and can no longer change"}}"#,
+    );
+    let (base, requests) = scripted(vec![updated, closed, conflict]).await;
+    let sdk = client(&base);
+    let patch = firehose_client::BountyPatch::new().budget_cents(75_000);
+    let bounty = sdk.update("b1", &patch, "k", Some("idem-1")).await.unwrap();
+    assert_eq!(bounty.version, 2);
+    let bounty = sdk
+        .close("b1", firehose_client::CloseReason::Awarded, "k", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (bounty.status.as_str(), bounty.close_reason),
+        ("closed", Some(firehose_client::CloseReason::Awarded))
+    );
+    let err = sdk
+        .close("b1", firehose_client::CloseReason::Cancelled, "k", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("bounty_closed"));
+    let requests = requests.lock().unwrap();
+    assert!(
+        requests[0].starts_with("patch /api/v1/tasks/b1 "),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[0].contains("authorization: bearer k\r\n"));
+    assert!(requests[0].contains("idempotency-key: idem-1\r\n"));
+    assert!(!requests[1].contains("idempotency-key"));
 }

@@ -175,7 +175,7 @@ mod tests {
         for frame in [
             StreamFrame::Retry(2000),
             StreamFrame::Connected(crate::stream::Connected {
-                selection: crate::stream::selection::Selection::Feed {
+                subject: crate::stream::frame::Subject::Feed {
                     filter: crate::filter::Filter::default(),
                     changes: false,
                 },

@@ -12,8 +12,6 @@ use crate::filter::Filter;
 use crate::sse::Frame;
 use crate::timefmt;
 
-use super::selection::Selection;
-
 /// One frame of the bounded stream, in the order the contract gives them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamFrame {
@@ -60,11 +58,20 @@ impl Change {
     }
 }
 
+/// Whom a stream is for, as `connected` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// The firehose: the filter applied, and whether changes are included.
+    Feed { filter: Filter, changes: bool },
+    /// One bounty: as it is at connect.
+    Bounty(Box<Bounty>),
+}
+
 /// What `connected` says: whom the stream is for (the filter applied, or the bounty
 /// as it is now), the start, and when the stream closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connected {
-    pub selection: Selection,
+    pub subject: Subject,
     pub server_time: DateTime<Utc>,
     pub cursor: Cursor,
     pub resumed: bool,
@@ -205,8 +212,8 @@ impl StreamFrame {
                 let cursor = connected.cursor.encode_issued(by);
                 let server_time = timefmt::format(connected.server_time);
                 let closes_at = timefmt::format(connected.closes_at);
-                let data = match &connected.selection {
-                    Selection::Feed { filter, changes } => to_json(&ConnectedData {
+                let data = match &connected.subject {
+                    Subject::Feed { filter, changes } => to_json(&ConnectedData {
                         filter,
                         include: changes.then_some(&["changes"][..]),
                         server_time,
@@ -215,7 +222,7 @@ impl StreamFrame {
                         closes_at,
                         heartbeat_ms: connected.heartbeat_ms,
                     }),
-                    Selection::Bounty { bounty, .. } => to_json(&BountyConnectedData {
+                    Subject::Bounty(bounty) => to_json(&BountyConnectedData {
                         bounty: &(**bounty).clone().as_of(connected.server_time),
                         server_time,
                         cursor: &cursor,
@@ -347,7 +354,7 @@ mod tests {
     fn each_frame_is_the_same_bytes_as_before_it_was_typed_plus_heartbeat_ms() {
         let id = cursor().encode();
         let connected = StreamFrame::Connected(Connected {
-            selection: Selection::Feed {
+            subject: Subject::Feed {
                 filter: Filter::default(),
                 changes: false,
             },
@@ -424,7 +431,7 @@ mod tests {
         };
         assert_eq!(StreamTag::of_cursor(&sent), Some(tag.clone()));
         let connected = StreamFrame::Connected(Connected {
-            selection: Selection::Feed {
+            subject: Subject::Feed {
                 filter: Filter::default(),
                 changes: false,
             },

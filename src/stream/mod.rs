@@ -243,7 +243,7 @@ impl<R: FeedReader> Subscription<R> {
         } = start;
         let now = Utc::now();
         let connected = StreamFrame::Connected(Connected {
-            selection: selection.clone(),
+            subject: selection.subject(),
             server_time: now,
             cursor: cursor.clone(),
             resumed,

@@ -14,7 +14,7 @@ use crate::cursor::Cursor;
 use crate::filter::Filter;
 use crate::store::EntryKind;
 
-use super::frame::{Change, StreamFrame};
+use super::frame::{Change, StreamFrame, Subject};
 
 /// Whom a stream is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,17 @@ impl Selection {
             cursor: cursor.clone(),
             bounty: bounty.clone(),
         })
+    }
+
+    /// Whom the stream is for, as its `connected` says.
+    pub fn subject(&self) -> Subject {
+        match self {
+            Selection::Feed { filter, changes } => Subject::Feed {
+                filter: filter.clone(),
+                changes: *changes,
+            },
+            Selection::Bounty { bounty, .. } => Subject::Bounty(bounty.clone()),
+        }
     }
 
     /// Whether an unreadable entry concerns this stream: every firehose stream is told

@@ -3,24 +3,28 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Parser, Subcommand};
-use firehose_client::{money, Client, ClientError, Filter};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use firehose_client::{money, BountyPatch, Client, ClientError, CloseReason, Filter};
 
 const AFTER_HELP: &str = "\
 Environment:
   FIREHOSE_URL      base URL of the firehose (instead of --url)
-  FIREHOSE_API_KEY  publish key for `firehose publish`
+  FIREHOSE_API_KEY  publish key for `firehose publish`, `update` and `close`
   FIREHOSE_LOG      log filter for stderr (e.g. debug); default: errors only
 
 Output: a readable line per bounty on a terminal; JSON lines (one bounty per line)
-when stdout is not a terminal, or with --json.
+when stdout is not a terminal, or with --json. `watch` prints one line per change:
+the bounty after it (its `version` and `status` say what changed).
 
 Exit codes:
   0  success
   1  runtime error (network, server error, unexpected answer, 401/403/408/429)
   2  usage error: bad flags, or the server rejected the request as invalid (400, 404, 422...)
   3  --timeout passed before --max-results bounties arrived (before any bounty without
-     --max-results); those that did arrive were printed
+     --max-results); those that did arrive were printed. `watch`: before the bounty
+     was closed or expired (or --max-changes changes arrived)
+  4  no bounty with that id (404; watch, update, close)
+  5  the bounty is closed or expired and can no longer change (409; update, close)
 
 Examples:
   firehose subscribe --category python --min-budget 500
@@ -28,11 +32,14 @@ Examples:
   firehose backfill --tag pytest --limit 200
   FIREHOSE_API_KEY=... firehose publish --title 'Fix flaky test' --category python \\
       --budget 500 --deadline 7d --tag pytest
+  firehose watch 01JF7Z...                 # its changes, until closed or expired
+  FIREHOSE_API_KEY=... firehose update 01JF7Z... --budget 750 --deadline 14d
+  FIREHOSE_API_KEY=... firehose close 01JF7Z... --reason awarded
   firehose mcp        # MCP server on stdio, for AI assistants";
 
 /// Subscribe to, list and publish bounties on a firehose server.
 #[derive(Debug, Parser)]
-#[command(name = "firehose", version, after_long_help = AFTER_HELP, after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 timeout before --max-results. More: --help")]
+#[command(name = "firehose", version, after_long_help = AFTER_HELP, after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 timeout, 4 no such bounty, 5 bounty closed. More: --help")]
 pub struct Cli {
     #[command(flatten)]
     pub connection: Connection,
@@ -66,7 +73,14 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Publish a bounty (key from FIREHOSE_API_KEY).
     Publish(PublishArgs),
-    /// Serve the MCP tools subscribe_bounties and list_bounties on stdin/stdout.
+    /// Print the changes to one bounty as they happen, until it is closed or expires.
+    Watch(WatchArgs),
+    /// Change an open bounty you published (key from FIREHOSE_API_KEY).
+    Update(UpdateArgs),
+    /// Close an open bounty you published (key from FIREHOSE_API_KEY).
+    Close(CloseArgs),
+    /// Serve the MCP tools subscribe_bounties, list_bounties and watch_bounty on
+    /// stdin/stdout.
     Mcp,
 }
 
@@ -108,9 +122,13 @@ pub struct SubscribeArgs {
     /// Print up to this many bounties first that are already open (then stream).
     #[arg(long, value_name = "N", conflicts_with = "since")]
     pub backfill: Option<usize>,
-    /// Stop after this many bounties (exit 0).
+    /// Stop after this many bounties (exit 0); with --include-changes, changes count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_results: Option<u64>,
+    /// Also print changes to matching bounties (updated, closed): as JSON, the bounty
+    /// after the change; on a terminal, what happened, then the bounty's line.
+    #[arg(long)]
+    pub include_changes: bool,
     /// Give up after this long (exit 3 if --max-results bounties did not arrive), e.g. 30s, 4m.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -172,6 +190,122 @@ pub struct PublishArgs {
     /// Print the bounty as JSON even on a terminal.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The bounty's id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Stop after this many changes (exit 0), even if the bounty is still open.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_changes: Option<u64>,
+    /// Give up after this long (exit 3) if the bounty was not closed and did not expire
+    /// (nor --max-changes changes arrived), e.g. 30s, 4m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The heartbeat interval to assume until the server announces its own; a stream
+    /// silent for twice the interval is reconnected.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub heartbeat: Duration,
+    /// JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The publish key and idempotency key of `update` and `close`.
+#[derive(Debug, Args)]
+pub struct ChangeKeys {
+    /// Sending the same change again with the same key returns the first answer.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// The key that published the bounty.
+    #[arg(
+        long = "api-key",
+        env = "FIREHOSE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+    /// Print the bounty as JSON even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The bounty's id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub change: ChangeFields,
+    #[command(flatten)]
+    pub keys: ChangeKeys,
+}
+
+/// What `update` changes: at least one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct ChangeFields {
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Budget in money, e.g. 500 or 1,200.50 (converted to cents exactly).
+    #[arg(long, value_name = "AMOUNT", value_parser = parse_money)]
+    pub budget: Option<u64>,
+    /// Tag slug; repeat it or give a comma list. Replaces the bounty's tags.
+    #[arg(long = "tag", value_name = "SLUG", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Remove every tag.
+    #[arg(long, conflicts_with = "tags")]
+    pub clear_tags: bool,
+    /// Deadline: RFC 3339, or a duration from now (7d).
+    #[arg(long, value_name = "WHEN", value_parser = parse_future_instant)]
+    pub deadline: Option<String>,
+}
+
+impl ChangeFields {
+    pub fn patch(&self) -> BountyPatch {
+        BountyPatch {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            budget_cents: self.budget,
+            tags: if self.clear_tags {
+                Some(Vec::new())
+            } else {
+                (!self.tags.is_empty()).then(|| self.tags.clone())
+            },
+            deadline: self.deadline.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The bounty's id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why: the work was done and paid (awarded), or the bounty is withdrawn (cancelled).
+    #[arg(long, value_enum)]
+    pub reason: Reason,
+    #[command(flatten)]
+    pub keys: ChangeKeys,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Reason {
+    Awarded,
+    Cancelled,
+}
+
+impl From<Reason> for CloseReason {
+    fn from(reason: Reason) -> Self {
+        match reason {
+            Reason::Awarded => CloseReason::Awarded,
+            Reason::Cancelled => CloseReason::Cancelled,
+        }
+    }
 }
 
 fn parse_money(text: &str) -> Result<u64, String> {
@@ -264,10 +398,40 @@ mod tests {
             vec!["firehose", "subscribe", "--since", "yesterday"],
             vec!["firehose", "subscribe", "--max-results", "0"],
             vec!["firehose", "publish", "--title", "x"],
+            vec!["firehose", "update", "01ABC"],
+            vec!["firehose", "update", "01ABC", "--tag", "a", "--clear-tags"],
+            vec!["firehose", "close", "01ABC"],
+            vec!["firehose", "close", "01ABC", "--reason", "bored"],
+            vec!["firehose", "watch"],
+            vec!["firehose", "watch", "01ABC", "--max-changes", "0"],
         ] {
             let err = Cli::try_parse_from(&argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
         }
+    }
+
+    #[test]
+    fn update_flags_become_a_patch_with_only_what_was_given() {
+        let cli = Cli::try_parse_from([
+            "firehose", "update", "01ABC", "--budget", "750.5", "--tag", "a,b",
+        ])
+        .unwrap();
+        let Command::Update(args) = cli.command else {
+            panic!("update expected")
+        };
+        assert_eq!(args.id, "01ABC");
+        assert_eq!(
+            args.change.patch(),
+            BountyPatch::new().budget_cents(75_050).tags(["a", "b"])
+        );
+        let cli = Cli::try_parse_from(["firehose", "update", "01ABC", "--clear-tags"]).unwrap();
+        let Command::Update(args) = cli.command else {
+            panic!("update expected")
+        };
+        assert_eq!(
+            args.change.patch(),
+            BountyPatch::new().tags(Vec::<String>::new())
+        );
     }
 
     #[test]

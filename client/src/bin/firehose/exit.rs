@@ -5,7 +5,12 @@
 //! - 2: usage error: bad flags, or the server rejected the request as invalid (any
 //!   other 4xx: 400, 404, 413, 415, 422).
 //! - 3: `--timeout` passed before `--max-results` bounties arrived (before any
-//!   bounty without `--max-results`); those that did arrive were printed.
+//!   bounty without `--max-results`); those that did arrive were printed. For `watch`:
+//!   before the bounty was closed or expired (or `--max-changes` changes arrived).
+//! - 4: no bounty with that id (a 404 to `watch`, `update` or `close`): a script can
+//!   tell a mistyped or foreign id from a bad flag.
+//! - 5: the bounty is closed or expired and can no longer change (a 409 to `update`
+//!   or `close`): a script can tell "already done" from a failure.
 
 use std::process::ExitCode;
 
@@ -14,6 +19,8 @@ use firehose_client::ClientError;
 pub const RUNTIME: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const TIMEOUT: u8 = 3;
+pub const NOT_FOUND: u8 = 4;
+pub const CLOSED: u8 = 5;
 
 /// Why the command failed, and its exit code.
 #[derive(Debug)]
@@ -41,6 +48,23 @@ impl Failure {
         Self {
             code: TIMEOUT,
             message: message.into(),
+        }
+    }
+
+    /// A failure of a command that names one bounty (`watch`, `update`, `close`): an
+    /// unknown id and a closed bounty have codes of their own; the rest as for any
+    /// command.
+    pub fn about_bounty(err: ClientError) -> Self {
+        match &err {
+            ClientError::Rejected { status: 404, .. } => Self {
+                code: NOT_FOUND,
+                message: format!("no such bounty: {err}"),
+            },
+            ClientError::Rejected { status: 409, .. } => Self {
+                code: CLOSED,
+                message: format!("the bounty can no longer change: {err}"),
+            },
+            _ => err.into(),
         }
     }
 
@@ -92,5 +116,14 @@ mod tests {
         }
         let network = ClientError::Protocol("x".into());
         assert_eq!(Failure::from(network).code, RUNTIME);
+    }
+
+    #[test]
+    fn commands_about_one_bounty_tell_unknown_and_closed_apart() {
+        assert_eq!(Failure::about_bounty(rejected(404)).code, NOT_FOUND);
+        assert_eq!(Failure::about_bounty(rejected(409)).code, CLOSED);
+        assert_eq!(Failure::about_bounty(rejected(422)).code, USAGE);
+        assert_eq!(Failure::about_bounty(rejected(403)).code, RUNTIME);
+        assert_eq!(Failure::from(rejected(404)).code, USAGE, "other commands");
     }
 }

@@ -1,9 +1,10 @@
-//! `firehose`: subscribe to, list and publish bounties from a terminal or a script, and
-//! serve the firehose to AI assistants over MCP (`firehose mcp`).
+//! `firehose`: subscribe to, list, publish, watch, change and close bounties from a
+//! terminal or a script, and serve the firehose to AI assistants over MCP
+//! (`firehose mcp`).
 //!
 //! Layout: `args.rs` (the command line), `output.rs` (human lines or JSON lines),
-//! `commands.rs` (subscribe, backfill, publish), `mcp.rs` (the MCP server), and
-//! `exit.rs` (the documented exit codes).
+//! `commands.rs` (subscribe, backfill, publish, watch, update, close), `mcp.rs` (the
+//! MCP server), and `exit.rs` (the documented exit codes).
 
 mod args;
 mod commands;
@@ -44,6 +45,9 @@ fn main() -> ExitCode {
             Command::Subscribe(args) => commands::subscribe(&client, args).await,
             Command::Backfill(args) => commands::backfill(&client, args).await,
             Command::Publish(args) => commands::publish(&client, args).await,
+            Command::Watch(args) => commands::watch(&client, args).await,
+            Command::Update(args) => commands::update(&client, args).await,
+            Command::Close(args) => commands::close(&client, args).await,
             Command::Mcp => mcp::serve(client).await,
         }
     });

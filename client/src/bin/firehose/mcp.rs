@@ -1,17 +1,20 @@
-//! `firehose mcp`: an MCP server on stdin/stdout with two tools.
+//! `firehose mcp`: an MCP server on stdin/stdout with three tools.
 //!
 //! - `subscribe_bounties`: opens a subscription and blocks until `max_results` new
-//!   matching bounties arrived or `timeout_ms` passed, then returns them. While it
-//!   waits it sends MCP progress notifications (when the caller gave a progress token):
-//!   one when the stream is connected, one per match, and one every few seconds.
+//!   matching bounties (and, with `include_changes`, changes to matching bounties)
+//!   arrived or `timeout_ms` passed, then returns them. While it waits it sends MCP
+//!   progress notifications (when the caller gave a progress token): one when the
+//!   stream is connected, one per match, and one every few seconds.
 //! - `list_bounties`: one page of the backfill (open bounties that match, newest first).
+//! - `watch_bounty`: blocks until the next change to one bounty (or `timeout_ms`), then
+//!   returns it; progress as for `subscribe_bounties`.
 //!
 //! Stdout carries the protocol only; logs go to stderr.
 
 use std::pin::pin;
 use std::time::Duration;
 
-use firehose_client::{Bounty, Client, ClientError, Filter, SubscriptionEvent, MAX_PAGE_SIZE};
+use firehose_client::{Bounty, Client, ClientError, FeedEvent, Filter, WatchEvent, MAX_PAGE_SIZE};
 use futures_util::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -98,6 +101,23 @@ pub struct SubscribeParams {
     /// Return after this long even with fewer matches (default 240000 = 4 minutes).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Also return changes to matching bounties (updated, closed) in `changes`; each
+    /// counts towards max_results. Default false: new bounties only.
+    #[serde(default)]
+    pub include_changes: bool,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct WatchParams {
+    /// The bounty's id.
+    pub id: String,
+    /// Return after this long if nothing changed (default 240000 = 4 minutes).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The version you already know: if the bounty is already past it, the call
+    /// returns at once with the bounty as it is. Without it: the next change from now.
+    #[serde(default)]
+    pub after_version: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -126,6 +146,16 @@ impl FirehoseTools {
             client,
             tool_router: Self::tool_router(),
         }
+    }
+}
+
+/// What a bounty's state says happened to it last: `closed` or `expired`, else
+/// `updated` (used when the call returns the bounty as it is, not a change it saw).
+fn status_change(bounty: &Bounty) -> &'static str {
+    match bounty.status.as_str() {
+        "closed" => "closed",
+        "expired" => "expired",
+        _ => "updated",
     }
 }
 
@@ -168,7 +198,7 @@ impl Progress {
 #[tool_router]
 impl FirehoseTools {
     #[tool(
-        description = "Wait for NEW bounties matching a filter (category, minimum budget in cents, tags, deadline) and return them: blocks until max_results matches arrive or timeout_ms passes. Only bounties published after the call starts are returned; use list_bounties for ones already open. Reports progress while waiting."
+        description = "Wait for NEW bounties matching a filter (category, minimum budget in cents, tags, deadline) and return them: blocks until max_results matches arrive or timeout_ms passes. Only bounties published after the call starts are returned; use list_bounties for ones already open. Returns {bounties, timed_out, waited_ms}. With include_changes true, changes to matching bounties count too and come in changes: [{change: \"updated\"|\"closed\", bounty}] (the bounty after the change). Reports progress while waiting."
     )]
     async fn subscribe_bounties(
         &self,
@@ -204,39 +234,140 @@ impl FirehoseTools {
         let started = tokio::time::Instant::now();
         let deadline = started + Duration::from_millis(params.timeout_ms);
         let filter = Filter::from(params.filter);
-        let mut events = pin!(self.client.subscribe_events(filter));
+        let include_changes = params.include_changes;
+        let mut events = crate::commands::feed(&self.client, filter.into(), include_changes);
         let mut found: Vec<Bounty> = Vec::new();
+        let mut changes: Vec<serde_json::Value> = Vec::new();
         let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
         let timed_out = loop {
+            let count = found.len() + changes.len();
             tokio::select! {
                 () = cancel.cancelled() => return Err(ErrorData::internal_error("cancelled by the client", None)),
                 () = tokio::time::sleep_until(deadline) => break true,
                 _ = ticker.tick() => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    progress.report(found.len(), format!("waiting: {} of {wanted} found, {} s left", found.len(), left.as_secs())).await;
+                    progress.report(count, format!("waiting: {count} of {wanted} found, {} s left", left.as_secs())).await;
                 }
-                next = events.next() => match next {
-                    None => break false,
-                    Some(Err(err)) => return Ok(tool_error(err)),
-                    Some(Ok(SubscriptionEvent::Connected(_))) => {
-                        progress.report(found.len(), format!("subscribed: waiting for {wanted} new matching bounties")).await;
-                    }
-                    Some(Ok(SubscriptionEvent::Reconnecting { .. })) => {}
-                    Some(Ok(SubscriptionEvent::Bounty(bounty))) => {
-                        found.push(bounty);
-                        progress.report(found.len(), format!("{} of {wanted} found", found.len())).await;
-                        if found.len() >= wanted as usize {
-                            break false;
+                next = events.next() => {
+                    match next {
+                        None => break false,
+                        Some(Err(err)) => return Ok(tool_error(err)),
+                        Some(Ok(FeedEvent::Connected(_))) => {
+                            let what = if include_changes { "new matching bounties or changes" } else { "new matching bounties" };
+                            progress.report(count, format!("subscribed: waiting for {wanted} {what}")).await;
+                            continue;
                         }
+                        Some(Ok(FeedEvent::Bounty(bounty))) => found.push(bounty),
+                        Some(Ok(FeedEvent::Updated(bounty))) => changes.push(json!({"change": "updated", "bounty": bounty})),
+                        Some(Ok(FeedEvent::Closed(bounty))) => changes.push(json!({"change": "closed", "bounty": bounty})),
+                        Some(Ok(_)) => continue,
                     }
-                },
+                    let count = found.len() + changes.len();
+                    progress.report(count, format!("{count} of {wanted} found")).await;
+                    if count >= wanted as usize {
+                        break false;
+                    }
+                }
             }
         };
-        Ok(CallToolResult::structured(json!({
+        let mut result = json!({
             "bounties": found,
             "timed_out": timed_out,
             "waited_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })))
+        });
+        if include_changes {
+            result["changes"] = json!(changes);
+        }
+        Ok(CallToolResult::structured(result))
+    }
+
+    #[tool(
+        description = "Wait for the next change to one bounty and return it: blocks until the bounty is updated, closed or expires, or until timeout_ms passes. Returns {change, bounty, final, timed_out, waited_ms}: change is \"updated\", \"closed\" or \"expired\" and bounty the bounty after it; final is true when the bounty can no longer change (closed or expired). On timeout: change null, timed_out true, bounty as it is now. If the bounty was already closed or expired: change null (or its status, with after_version below its version), final true, at once. With after_version, a bounty already past that version returns at once as it is (change: \"updated\" while open). An unknown id is an error (404 not_found)."
+    )]
+    async fn watch_bounty(
+        &self,
+        Parameters(params): Parameters<WatchParams>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> Result<CallToolResult, ErrorData> {
+        if !(1..=MAX_TIMEOUT_MS).contains(&params.timeout_ms) {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "timeout_ms must be 1 to {MAX_TIMEOUT_MS} (got {})",
+                    params.timeout_ms
+                ),
+                None,
+            ));
+        }
+        let progress = Progress {
+            peer,
+            token: meta.get_progress_token(),
+            total: 1,
+        };
+        let started = tokio::time::Instant::now();
+        let deadline = started + Duration::from_millis(params.timeout_ms);
+        let waited_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut events = pin!(self.client.watch_events(&params.id, None));
+        // The bounty as the stream last showed it (at connect or after a change).
+        let mut current: Option<Bounty> = None;
+        let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Err(ErrorData::internal_error("cancelled by the client", None)),
+                () = tokio::time::sleep_until(deadline) => {
+                    return Ok(CallToolResult::structured(json!({
+                        "change": null, "bounty": current, "final": false, "timed_out": true, "waited_ms": waited_ms(),
+                    })));
+                }
+                _ = ticker.tick() => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    progress.report(0, format!("waiting for a change, {} s left", left.as_secs())).await;
+                }
+                next = events.next() => match next {
+                    // The server answered 204: closed or expired before the call, with
+                    // nothing left to report.
+                    None => {
+                        let bounty = match self.client.get(&params.id).await {
+                            Ok(bounty) => bounty,
+                            Err(err) => return Ok(tool_error(err)),
+                        };
+                        let change = params
+                            .after_version
+                            .filter(|&known| bounty.version > known)
+                            .map(|_| status_change(&bounty));
+                        return Ok(CallToolResult::structured(json!({
+                            "change": change, "final": bounty.is_final(), "bounty": bounty, "timed_out": false, "waited_ms": waited_ms(),
+                        })));
+                    }
+                    Some(Err(err)) => return Ok(tool_error(err)),
+                    Some(Ok(WatchEvent::Connected(connected))) => {
+                        let bounty = connected.bounty;
+                        if params.after_version.is_some_and(|known| bounty.version > known) {
+                            return Ok(CallToolResult::structured(json!({
+                                "change": status_change(&bounty), "final": bounty.is_final(), "bounty": bounty, "timed_out": false, "waited_ms": waited_ms(),
+                            })));
+                        }
+                        progress.report(0, format!("watching: now version {} ({}); waiting for the next change", bounty.version, bounty.status)).await;
+                        current = Some(bounty);
+                    }
+                    Some(Ok(WatchEvent::Change(change))) => {
+                        // Already known, unless it is the expiry, which keeps the version
+                        // of the change before it.
+                        if !change.is_final() && params.after_version.is_some_and(|known| change.bounty().version <= known) {
+                            current = Some(change.into_bounty());
+                            continue;
+                        }
+                        let kind = change.kind();
+                        let last = change.is_final();
+                        return Ok(CallToolResult::structured(json!({
+                            "change": kind, "bounty": change.into_bounty(), "final": last, "timed_out": false, "waited_ms": waited_ms(),
+                        })));
+                    }
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
     }
 
     #[tool(
@@ -271,7 +402,8 @@ impl ServerHandler for FirehoseTools {
             .with_server_info(Implementation::new("firehose", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Bounties from the firehose. subscribe_bounties waits for new ones that match \
-                 (budgets are in cents); list_bounties lists those already open.",
+                 (budgets are in cents); list_bounties lists those already open; \
+                 watch_bounty waits for the next change to one of them.",
             )
     }
 }
