@@ -104,6 +104,11 @@ impl Browser {
             .to_owned()
     }
 
+    async fn click(&mut self, selector: &str) {
+        self.send(json!({"op": "click", "selector": selector}))
+            .await;
+    }
+
     async fn board(&mut self) -> Board {
         let answer = self.send(json!({"op": "board"})).await;
         serde_json::from_value(answer["board"].clone())
@@ -149,6 +154,8 @@ struct Board {
     notice: Option<String>,
     form: Value,
     images: u64,
+    /// Whether "Load older bounties" is offered.
+    more: bool,
     cards: Vec<Card>,
 }
 
@@ -400,6 +407,41 @@ async fn the_board_lists_streams_changes_and_shows_the_connection() {
     );
     assert_eq!(board.form["category"], "rust, python", "{board:#?}");
     assert_eq!(board.form["min_budget_cents"], "70000", "{board:#?}");
+    assert!(!board.more, "one page holds them all: {board:#?}");
+
+    // More than a page (the board asks for 50): the rest on request, older ones below.
+    let mut batch = Vec::new();
+    for n in 0..50 {
+        let title = format!("Batch bounty {n}");
+        batch.push(
+            function
+                .publish(&bounty_body(&title, "python", 75_000, &[]))
+                .await,
+        );
+    }
+    let board = browser
+        .wait_for("the batch, streamed in", Duration::from_secs(30), |board| {
+            board.cards.len() == 53
+        })
+        .await;
+    assert_eq!(board.cards[0].id, batch[49], "{:?}", board.ids());
+    browser.open(&url).await;
+    let board = browser
+        .wait_for("the first page", Duration::from_secs(30), |board| {
+            board.state() == "live" && board.cards.len() == 50
+        })
+        .await;
+    assert!(board.more, "a next page is offered");
+    let mut newest_first: Vec<&str> = batch.iter().rev().map(String::as_str).collect();
+    assert_eq!(board.ids(), newest_first, "the first page is the batch");
+    browser.click("#more").await;
+    let board = browser
+        .wait_for("the next page", Duration::from_secs(30), |board| {
+            board.cards.len() == 53 && !board.more
+        })
+        .await;
+    newest_first.extend([fresh.as_str(), unseen.as_str(), elsewhere.as_str()]);
+    assert_eq!(board.ids(), newest_first, "older ones below, each once");
 
     // While the function was away the browser logs the stream it lost (cut mid-body)
     // and its refused reconnects; nothing else: no policy violation, no script error,

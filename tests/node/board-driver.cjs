@@ -12,6 +12,8 @@
 //   {"op":"apply","fields":{"f-category":"rust",...}}
 //                              fill the filter form's fields (by id), press Apply and
 //                              wait for the page it loads; answers {"ok":true,"url":...}
+//   {"op":"click","selector":"#more"}
+//                              click an element
 //   {"op":"board"}             what the page shows: the connection state, the notice,
 //                              the form's values and every card in page order
 //   {"op":"quit"}              close the browser and exit
@@ -101,6 +103,9 @@ async function main() {
           page.click("#filter button[type=submit]"),
         ]);
         reply({ ok: true, url: page.url(), problems: await take() });
+      } else if (command.op === "click") {
+        await page.click(command.selector);
+        reply({ ok: true, problems: await take() });
       } else if (command.op === "board") {
         const board = await page.evaluate(() => {
           const connection = document.getElementById("connection");
@@ -117,6 +122,7 @@ async function main() {
             },
             // Anything the page might have turned into markup by mistake.
             images: document.querySelectorAll("#board img, #board script").length,
+            more: !document.getElementById("more").hidden,
             cards: Array.from(document.querySelectorAll("#board [data-bounty-id]")).map((card) => ({
               id: card.dataset.bountyId,
               status: card.dataset.status,
