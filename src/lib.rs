@@ -64,6 +64,8 @@
 //! - Thin handlers: `http::stream`, `http::tasks` (backfill and lookup),
 //!   `http::publish`, `http::change` (PATCH), `http::stream_cap` (admission and
 //!   holding the lease).
+//! - `http::board`: `GET /`, the live board: one self-contained page (`board.html`)
+//!   that lists and streams bounties in the browser, and its security policy.
 //! - [`http::sse`]: a stream answer assembled in one place (typed frames counted, then
 //!   encoded); `http::writes`: frames ready together leave as one write.
 //! - [`logging`]: log setup, and the rule that keeps request headers out of logs.

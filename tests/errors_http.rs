@@ -316,6 +316,7 @@ async fn every_path_answers_preflights_and_wrong_methods_with_allow() {
             "/api/v1/tasks/01JABCDEFGHJKMNPQRSTVWXYZ0/stream",
             "GET, OPTIONS",
         ),
+        ("/", "GET, OPTIONS"),
     ];
     for (path, allow) in paths {
         let preflight = http()
@@ -369,7 +370,13 @@ async fn every_path_answers_preflights_and_wrong_methods_with_allow() {
     )
     .await;
     assert_eq!(headers["allow"], "GET, PATCH, OPTIONS");
-    for unknown in ["/", "/api/v1", "/api/v1/tasks/a/b", "/api/v2/tasks"] {
+    // `/` is the live board (tests/board_browser.rs); nothing else outside the API.
+    for unknown in [
+        "/index.html",
+        "/api/v1",
+        "/api/v1/tasks/a/b",
+        "/api/v2/tasks",
+    ] {
         expect_error(
             http().get(f.url(unknown)).send().await.expect("req"),
             404,

@@ -1,6 +1,8 @@
 //! The sample Function URL events in `events/`: each one, fed through the handler
-//! in-process and through `cargo lambda invoke` against `cargo lambda watch`, gets
-//! the status `events/README.md` documents.
+//! in-process and through `cargo lambda invoke` against `cargo lambda watch`, in the
+//! order of `events/README.md`'s table, gets the status it documents. The samples
+//! about one existing bounty name a stand-in id ([`PUBLISHED`]), replaced by the id of
+//! the bounty `publish.json` created, as the README tells a reader to do.
 
 mod common;
 
@@ -17,8 +19,13 @@ use firehose::store::dynamo::DynamoFeedStore;
 /// The key the sample publish event carries (and `scripts/dev` defaults to).
 const EVENTS_KEY: &str = "dev-publish-key";
 
-/// Each sample, its documented status, and a piece of the body that shows it.
-const SAMPLES: [(&str, u16, &str); 6] = [
+/// The stand-in id of the samples about the bounty `publish.json` creates.
+const PUBLISHED: &str = "01JTM3Z5Q0000000000000000B";
+
+/// Each sample, its documented status, and a piece of the body that shows it, in the
+/// README's order: `publish.json` comes before the samples that need its bounty, and
+/// the close comes last (a closed bounty neither changes nor streams).
+const SAMPLES: [(&str, u16, &str); 10] = [
     ("stream-filter.json", 200, "event: connected"),
     (
         "stream-bad-param.json",
@@ -29,6 +36,10 @@ const SAMPLES: [(&str, u16, &str); 6] = [
     ("publish-no-key.json", 401, "\"code\":\"unauthorized\""),
     ("tasks-list.json", 200, "\"stream_cursor\""),
     ("task-unknown.json", 404, "\"code\":\"not_found\""),
+    ("board.json", 200, "<!doctype html>"),
+    ("task-stream.json", 200, "event: connected"),
+    ("task-update.json", 200, "\"version\":2"),
+    ("task-close.json", 200, "\"close_reason\":\"awarded\""),
 ];
 
 fn events_dir() -> PathBuf {
@@ -38,6 +49,11 @@ fn events_dir() -> PathBuf {
 fn read(file: &str) -> String {
     std::fs::read_to_string(events_dir().join(file))
         .unwrap_or_else(|err| panic!("events/{file}: {err}"))
+}
+
+/// Sample `file` about the bounty `published` (a file without the stand-in id as is).
+fn about(file: &str, published: &str) -> String {
+    read(file).replace(PUBLISHED, published)
 }
 
 #[test]
@@ -82,14 +98,24 @@ async fn each_sample_event_through_the_handler_gets_its_status() {
     .expect("config");
     let store = DynamoFeedStore::new(client(&ddb).await, &table, 1, Duration::from_secs(86_400));
     let app = App::new(config, store);
+    let mut published: Option<String> = None;
     for (file, status, shows) in SAMPLES {
-        let request = lambda_http::request::from_str(&read(file))
-            .unwrap_or_else(|err| panic!("{file}: {err}"));
+        let event = match &published {
+            Some(id) => about(file, id),
+            None => read(file),
+        };
+        let request =
+            lambda_http::request::from_str(&event).unwrap_or_else(|err| panic!("{file}: {err}"));
         let response = handle(&app, request).await;
         assert_eq!(response.status().as_u16(), status, "{file}");
         let text = String::from_utf8_lossy(&body::collect(response.into_body()).await).into_owned();
         assert!(text.contains(shows), "{file}: {text}");
+        if file == "publish.json" {
+            let bounty: serde_json::Value = serde_json::from_str(&text).expect("a bounty");
+            published = Some(bounty["id"].as_str().expect("its id").to_owned());
+        }
     }
+    assert!(published.is_some(), "publish.json ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +132,17 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
     )
     .await;
     let port = f.base.rsplit(':').next().expect("port").to_owned();
+    let mut published: Option<String> = None;
     for (file, status, shows) in SAMPLES {
+        // cargo lambda invoke cannot show publish.json's 201 body: the id comes from
+        // the backfill, which lists the one bounty there is.
+        let sample =
+            std::env::temp_dir().join(format!("firehose-events-{}-{file}", std::process::id()));
+        let event = match &published {
+            Some(id) => about(file, id),
+            None => read(file),
+        };
+        std::fs::write(&sample, event).unwrap_or_else(|err| panic!("{}: {err}", sample.display()));
         let output = tokio::process::Command::new(firehose_testkit::function::cargo_lambda())
             .args([
                 "lambda",
@@ -117,11 +153,12 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
                 &port,
                 "--data-file",
             ])
-            .arg(events_dir().join(file))
+            .arg(&sample)
             .arg("firehose-lambda")
             .output()
             .await
             .expect("cargo lambda invoke");
+        let _ = std::fs::remove_file(&sample);
         let printed = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -137,11 +174,40 @@ async fn each_sample_event_through_cargo_lambda_invoke_prints_its_body() {
                 "{file}: {printed}"
             );
         }
+        if file == "publish.json" {
+            let page: serde_json::Value = common::http()
+                .get(f.url("/api/v1/tasks"))
+                .send()
+                .await
+                .expect("backfill")
+                .json()
+                .await
+                .expect("a page");
+            let id = page["bounties"][0]["id"]
+                .as_str()
+                .expect("the published bounty");
+            published = Some(id.to_owned());
+        }
     }
-    // The one publish went through, whatever invoke printed about it.
+    // The one publish and the two changes went through, whatever invoke printed about
+    // them: one log entry each (a change is an entry of the bounty's shard).
     use firehose::store::FeedHeads;
     let head = f.store(1).await.head(0).await.expect("head");
-    assert_eq!(head.seq, 1, "publish.json appended exactly one bounty");
+    assert_eq!(
+        head.seq, 3,
+        "publish.json appended one bounty, task-update.json and task-close.json one change each"
+    );
+    let id = published.expect("publish.json ran");
+    let bounty: serde_json::Value = common::http()
+        .get(f.url(&format!("/api/v1/tasks/{id}")))
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("a bounty");
+    assert_eq!(bounty["status"], "closed", "{bounty}");
+    assert_eq!(bounty["version"], 3, "{bounty}");
 }
 
 /// A Function URL hands a body that is not UTF-8 to the function base64-encoded; it

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Installs into .local/ of what the scripts need: Java, DynamoDB Local, the npm
-# eventsource client, a Python venv with cargo-lambda, cfn-lint, schemathesis, mcp, and
-# one with the SAM translator.
+# eventsource client and playwright-core, a Python venv with cargo-lambda, cfn-lint,
+# schemathesis, mcp, and one with the SAM translator; and, system-wide from Debian,
+# Java and Chromium (the browser test).
 # Part of scripts/lib.sh, which sets the paths it uses and sources it: source that.
 
 DYNAMODB_LOCAL_NPM_VERSION="${DYNAMODB_LOCAL_NPM_VERSION:-10.3.0}"
@@ -12,6 +13,33 @@ CFN_LINT_VERSION="${CFN_LINT_VERSION:-1.58.0}"
 AWS_SAM_TRANSLATOR_VERSION="${AWS_SAM_TRANSLATOR_VERSION:-1.115.0}"
 SAM_PYYAML_VERSION="6.0.3"
 SCHEMATHESIS_VERSION="4.32.5"
+
+# _apt_install LOGNAME WHAT PACKAGE...: install Debian packages with apt-get, as root
+# or through `sudo -n`, without prompts (CI runs as root without stdin). The package
+# lists are refreshed first when they do not know PACKAGE yet (a fresh image has
+# none), else only after a first attempt failed (stale lists name versions the mirror
+# no longer has), so a machine with fresh lists does not pay for an update.
+_apt_install() {
+  local logname="$1" what="$2"
+  shift 2
+  command -v apt-get >/dev/null 2>&1 || die "$what is required; install $* yourself"
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null 2>&1 || die "$what is required; run as root or install $* yourself"
+    sudo=(sudo -n)
+  fi
+  local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "$@")
+  info "installing $* with apt-get"
+  if ! apt-cache show "$1" >/dev/null 2>&1; then
+    run_quiet "$LOG_DIR/apt-update.log" "${sudo[@]}" apt-get update -q
+  fi
+  if ! "${install[@]}" >"$LOG_DIR/apt-$logname.log" 2>&1 </dev/null; then
+    run_quiet "$LOG_DIR/apt-update.log" "${sudo[@]}" apt-get update -q
+    run_quiet "$LOG_DIR/apt-$logname.log" "${install[@]}"
+  fi
+  hash -r
+}
 
 _java_major() {
   # `java -version` prints e.g.: openjdk version "17.0.15" 2025-04-15
@@ -28,19 +56,7 @@ ensure_java() {
     fi
     warn "java on PATH is version '${major:-unknown}', DynamoDB Local needs 17 or newer"
   fi
-  command -v apt-get >/dev/null 2>&1 ||
-    die "Java 17+ is required for DynamoDB Local; install it (e.g. openjdk-17-jre-headless)"
-  local sudo=()
-  if ((EUID != 0)); then
-    command -v sudo >/dev/null 2>&1 ||
-      die "Java 17+ is required; run as root or install openjdk-17-jre-headless yourself"
-    sudo=(sudo -n)
-  fi
-  info "installing openjdk-17-jre-headless with apt-get"
-  run_quiet "$LOG_DIR/apt-update.log" "${sudo[@]}" apt-get update -q
-  run_quiet "$LOG_DIR/apt-java.log" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends openjdk-17-jre-headless
-  hash -r
+  _apt_install java "Java 17+ (DynamoDB Local needs it)" openjdk-17-jre-headless
   major="$(_java_major)"
   if ! [[ "$major" =~ ^[0-9]+$ ]] || ((major < 17)); then
     die "Java 17+ still not found after install"
@@ -77,18 +93,45 @@ ensure_dynamodb_local() {
   printf '%s\n' "$dir"
 }
 
-# ensure_node_eventsource: the npm `eventsource` package (a plain EventSource client for
-# the tests) in .local/node; prints its node_modules folder.
+# ensure_chromium: Debian's Chromium, for the browser test of the live board
+# (tests/board_browser.rs); prints its path. From Debian, not a test tool's own
+# download: those fetch from hosts this machine's network does not reach.
+CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+ensure_chromium() {
+  if [[ ! -x "$CHROMIUM_PATH" ]]; then
+    _apt_install chromium "Chromium (the browser test)" chromium
+    [[ -x "$CHROMIUM_PATH" ]] || die "$CHROMIUM_PATH still missing after installing chromium"
+  fi
+  printf '%s\n' "$CHROMIUM_PATH"
+}
+
+# ensure_node_test_packages: the npm packages the tests use, in .local/node; prints its
+# node_modules folder:
+#   eventsource      a plain EventSource client (tests/eventsource_npm.rs);
+#   playwright-core  drives a browser over the DevTools protocol, and never downloads
+#                    one: tests/board_browser.rs hands it Debian's Chromium.
+# One `npm install` for all of them: `npm install --no-save` removes from the folder
+# whatever it was not asked for, so installing them one at a time would undo the other.
 NODE_EVENTSOURCE_VERSION="${NODE_EVENTSOURCE_VERSION:-3.0.7}"
-ensure_node_eventsource() {
-  local dir="$LOCAL_DIR/node/node_modules"
-  if [[ ! -f "$dir/eventsource/package.json" ]] ||
-    ! grep -q "\"version\": \"$NODE_EVENTSOURCE_VERSION\"" "$dir/eventsource/package.json"; then
-    command -v npm >/dev/null 2>&1 || die "npm is required to install the eventsource test client"
-    info "installing npm eventsource@$NODE_EVENTSOURCE_VERSION into .local/node"
+NODE_PLAYWRIGHT_CORE_VERSION="${NODE_PLAYWRIGHT_CORE_VERSION:-1.64.1}"
+ensure_node_test_packages() {
+  local dir="$LOCAL_DIR/node/node_modules" spec name version missing=()
+  local wanted=("eventsource@$NODE_EVENTSOURCE_VERSION"
+    "playwright-core@$NODE_PLAYWRIGHT_CORE_VERSION")
+  for spec in "${wanted[@]}"; do
+    name="${spec%@*}"
+    version="${spec##*@}"
+    if [[ ! -f "$dir/$name/package.json" ]] ||
+      ! grep -q "\"version\": \"$version\"" "$dir/$name/package.json"; then
+      missing+=("$spec")
+    fi
+  done
+  if ((${#missing[@]})); then
+    command -v npm >/dev/null 2>&1 || die "npm is required to install ${missing[*]}"
+    info "installing npm ${wanted[*]} into .local/node"
     mkdir -p "$LOCAL_DIR/node"
-    run_quiet "$LOG_DIR/npm-eventsource.log" npm install --no-audit --no-fund --no-save \
-      --prefix "$LOCAL_DIR/node" "eventsource@$NODE_EVENTSOURCE_VERSION"
+    run_quiet "$LOG_DIR/npm-test-packages.log" npm install --no-audit --no-fund --no-save \
+      --prefix "$LOCAL_DIR/node" "${wanted[@]}"
   fi
   printf '%s\n' "$dir"
 }

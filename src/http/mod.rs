@@ -17,6 +17,7 @@ use crate::stream::StreamSettings;
 use crate::stream_cap::OpenStreams;
 
 pub mod access_log;
+mod board;
 pub mod body;
 mod change;
 pub mod client_ip;
@@ -94,6 +95,8 @@ impl<S> App<S> {
 /// The endpoints of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
+    /// The live board (`GET /`), a page that streams from this same function.
+    Board,
     Stream,
     Tasks,
     /// One bounty, by id (as it appears in the path: ids are plain ASCII).
@@ -104,6 +107,9 @@ enum Route {
 
 impl Route {
     fn of(path: &str) -> Option<Route> {
+        if path == "/" {
+            return Some(Route::Board);
+        }
         match path.strip_prefix("/api/v1/")? {
             "bounties/stream" => Some(Route::Stream),
             "tasks" => Some(Route::Tasks),
@@ -127,7 +133,7 @@ impl Route {
 
     fn allow(&self) -> &'static str {
         match self {
-            Route::Stream | Route::TaskStream(_) => "GET, OPTIONS",
+            Route::Board | Route::Stream | Route::TaskStream(_) => "GET, OPTIONS",
             Route::Task(_) => "GET, PATCH, OPTIONS",
             Route::Tasks => "GET, POST, OPTIONS",
         }
@@ -181,12 +187,15 @@ async fn route<S: FeedReader + FeedWriter + IdempotencyRecords + StreamLeases>(
 ) -> Result<Reply, ApiError> {
     limits::check(&req)?;
     let route = Route::of(req.uri().path()).ok_or(ApiError::NotFound)?;
-    let is_stream = matches!(route, Route::Stream | Route::TaskStream(_));
+    // The board is a page that streams from the URL that served it: on a function
+    // without the stream it could only show an error, so it is not served there.
+    let is_stream = matches!(route, Route::Stream | Route::TaskStream(_) | Route::Board);
     if is_stream && app.config.routes == Routes::Publish {
         return Err(ApiError::StreamElsewhere);
     }
     match (route, req.method()) {
         (route, &Method::OPTIONS) => Ok(cors::preflight(route.allow()).into()),
+        (Route::Board, &Method::GET) => Ok(board::page(req.headers()).into()),
         (Route::Stream, &Method::GET) => stream::open(app, &req).await.map(Reply::Stream),
         (Route::Tasks, &Method::POST) => publish::publish(app, &req).await.map(Reply::from),
         (Route::Tasks, &Method::GET) => tasks::list(app, &req).await.map(Reply::from),
@@ -217,6 +226,7 @@ mod tests {
 
     #[test]
     fn routes() {
+        assert_eq!(Route::of("/"), Some(Route::Board));
         assert_eq!(Route::of("/api/v1/bounties/stream"), Some(Route::Stream));
         assert_eq!(Route::of("/api/v1/tasks"), Some(Route::Tasks));
         assert_eq!(
@@ -228,7 +238,10 @@ mod tests {
             Some(Route::TaskStream("01J".into()))
         );
         for none in [
-            "/",
+            "",
+            "//",
+            "/index.html",
+            "/board",
             "/api/v1/tasks/",
             "/api/v1/tasks//stream",
             "/api/v1/tasks/a/b",

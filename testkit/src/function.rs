@@ -1,8 +1,9 @@
 //! The function behind `cargo lambda watch`'s Function URL emulation, on a free
 //! loopback port, in one of two runtime modes ([`Runtime`]): built in debug (the
 //! tests) or release (the benchmark), its output and the emulator's in one log file,
-//! ready once it answered a real request, and stopped with every process it started
-//! when dropped.
+//! ready once it answered a real request, stopped with every process it started
+//! when dropped, and, for outage tests, stopped and started again on the same port
+//! ([`Function::stop`], [`Function::resume`]).
 //!
 //! ```no_run
 //! # async fn f() -> std::io::Result<()> {
@@ -252,15 +253,16 @@ impl Launch {
             watcher,
             instance: None,
             named: None,
+            running: true,
+            origin: Box::new(Origin {
+                launch: self,
+                port,
+                executable,
+            }),
         };
-        if let Some(executable) = executable {
-            function.wait_emulator(port, self.ready_within).await?;
-            let instance = self.spawn_instance(&executable, "_", concurrency, port, &log)?;
-            function.instance = Some(instance);
-            let named = self.spawn_instance(&executable, &self.binary, concurrency, port, &log)?;
-            function.named = Some(named);
-        }
-        function.wait_ready(&self).await?;
+        function.start_instances(&log).await?;
+        let launch = function.origin.launch.clone();
+        function.wait_ready(&launch).await?;
         Ok(function)
     }
 
@@ -443,9 +445,46 @@ pub struct Function {
     instance: Option<Child>,
     /// Managed: the one serving invocations by the binary's name.
     named: Option<Child>,
+    /// False once [`Function::stop`] or [`Function::kill_hard`] ended its processes.
+    running: bool,
+    /// How it was started, to start it again the same way ([`Function::resume`]);
+    /// boxed, since a `Function` is moved around by value and this is rarely used.
+    origin: Box<Origin>,
+}
+
+/// Where and how a [`Function`] was started.
+struct Origin {
+    launch: Launch,
+    port: u16,
+    /// Managed: the built binary the launcher starts itself.
+    executable: Option<PathBuf>,
 }
 
 impl Function {
+    /// Managed: once the emulator listens, the function processes (one for Function
+    /// URL requests, one for invocations by name); classic: nothing, the watcher
+    /// starts them.
+    async fn start_instances(&mut self, log: &File) -> io::Result<()> {
+        let Some(executable) = self.origin.executable.clone() else {
+            return Ok(());
+        };
+        let (port, concurrency) = (self.origin.port, self.concurrency);
+        self.wait_emulator(port, self.origin.launch.ready_within)
+            .await?;
+        // Each kept as soon as it runs, so that a failure of the next still stops it.
+        let instance =
+            self.origin
+                .launch
+                .spawn_instance(&executable, "_", concurrency, port, log)?;
+        self.instance = Some(instance);
+        let named =
+            self.origin
+                .launch
+                .spawn_instance(&executable, &self.binary, concurrency, port, log)?;
+        self.named = Some(named);
+        Ok(())
+    }
+
     /// Until the emulator accepts connections: the managed function's runtime gives up
     /// on an emulator that is not listening yet.
     async fn wait_emulator(&mut self, port: u16, limit: Duration) -> io::Result<()> {
@@ -578,11 +617,16 @@ impl Function {
                 .status();
         }
         let _ = self.watcher.wait();
+        self.running = false;
     }
-}
 
-impl Drop for Function {
-    fn drop(&mut self) {
+    /// Stops every process, as a deploy or an outage takes the function away: its
+    /// port refuses connections and every open connection is cut. [`Function::resume`]
+    /// brings it back on the same port.
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
         // The function first: a runtime whose emulator has gone retries its
         // `invocation/next` without a pause.
         let children = self
@@ -595,5 +639,45 @@ impl Drop for Function {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.instance = None;
+        self.named = None;
+        self.running = false;
+    }
+
+    /// Starts a stopped function again, on the same port with the same settings and
+    /// the same binary (not rebuilt), its output appended to the same log; returns once
+    /// it is ready, as [`Launch::start`] does. A client that knew the old one finds it
+    /// at the same address, as it would find a Function URL after an outage.
+    pub async fn resume(&mut self) -> io::Result<()> {
+        if self.running {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)?;
+        log_line(&log, "firehose-testkit: starting the function again");
+        self.watcher = self.origin.launch.spawn_watcher(
+            self.runtime,
+            self.concurrency,
+            self.origin.port,
+            &log,
+        )?;
+        self.running = true;
+        let started = self.start_instances(&log).await;
+        let launch = self.origin.launch.clone();
+        let ready = match started {
+            Ok(()) => self.wait_ready(&launch).await,
+            Err(err) => Err(err),
+        };
+        if ready.is_err() {
+            self.stop();
+        }
+        ready
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

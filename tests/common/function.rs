@@ -148,4 +148,17 @@ impl Function {
     pub fn kill_hard(&mut self) {
         self.process.kill_hard();
     }
+
+    /// Stops the function: its port refuses connections, open ones are cut.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// Starts the stopped function again on the same port; returns once it is ready.
+    pub async fn resume(&mut self) {
+        self.process
+            .resume()
+            .await
+            .unwrap_or_else(|err| panic!("the function did not start again: {err}"));
+    }
 }
