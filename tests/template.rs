@@ -183,6 +183,7 @@ fn every_function_streams_with_a_timeout_above_the_cap_and_least_privilege() {
         assert_eq!(
             dynamodb_actions(function),
             [
+                "dynamodb:BatchGetItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
