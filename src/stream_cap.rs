@@ -11,17 +11,21 @@
 //! write, instead of taking a new one, so a client that reconnects with its last id is
 //! never refused because of the streams it left behind (on AWS a departed client's
 //! stream runs on). The stream it supersedes learns it at once when it runs in this
-//! process ([`OpenStreams`]), else from its own lease, read at most every
-//! `check_every` ([`Lease::superseded`]), and ends.
+//! process, else at the process's next look at its lease, and ends
+//! ([`Lease::superseded`]). Both go through [`OpenStreams`], the process's registry of
+//! its open streams: one task reads all their leases together every `check_every`
+//! (one batch read for up to 100 streams), not one read per stream, so that the cost
+//! of watching for takeovers grows with the batches, not with the streams.
 //! Design and trade-offs: `docs/reliability.md`.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::cursor::StreamTag;
 use crate::store::{LeaseRecord, StoreError, StreamLeases};
@@ -105,48 +109,179 @@ pub fn superseded_by<'a>(
         .or_else(|| live().find(|l| l.resumed_from.as_deref() == Some(from.as_str())))
 }
 
-/// The streams open in this process, by tag: a takeover made here reaches the stream
-/// it supersedes at once, without waiting for that stream's next look at its lease.
-/// (On classic Lambda a process serves one stream at a time, so this only helps where
-/// one process serves several, as on Lambda Managed Instances; the lease check covers
-/// the rest.)
-#[derive(Debug, Default)]
-pub struct OpenStreams {
-    open: Mutex<HashMap<StreamTag, Arc<watch::Sender<bool>>>>,
+/// The streams open in this process, by tag, each with its lease's (client, slot) and
+/// the watch that ends it once superseded.
+///
+/// A takeover made here reaches the stream it supersedes at once. A takeover made by
+/// another process (on classic Lambda every stream runs in its own) is found by the
+/// checking task: while any stream is open, it reads every open stream's lease in one
+/// [`StreamLeases::holders`] call every `check_every`, and tells each stream whose
+/// lease now names another stream. One task and one batch read per process, instead
+/// of a loop and a read per stream: with 1,000 idle streams in one process (Lambda
+/// Managed Instances) one read per stream was most of the process's CPU. A failed
+/// read ends nobody; the next tick reads again. The task starts with the first stream
+/// registered and stops at the first tick that finds none open (the next registration
+/// starts another), so an idle process does not read the store.
+pub struct OpenStreams<L> {
+    store: Arc<L>,
+    check_every: Duration,
+    registry: Mutex<Registry>,
 }
 
-impl OpenStreams {
-    /// A poisoned lock only means a thread panicked between two plain map operations;
-    /// the map is whole.
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<StreamTag, Arc<watch::Sender<bool>>>> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+#[derive(Default)]
+struct Registry {
+    open: HashMap<StreamTag, OpenStream>,
+    /// Set while the checking task runs.
+    checking: bool,
+    /// Checking tasks started so far (for tests).
+    started: u64,
+}
+
+/// What the checking task needs of one open stream.
+struct OpenStream {
+    client: String,
+    slot: u32,
+    superseded: Arc<watch::Sender<bool>>,
+}
+
+impl<L> std::fmt::Debug for OpenStreams<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let registry = self.registry();
+        f.debug_struct("OpenStreams")
+            .field("check_every", &self.check_every)
+            .field("open", &registry.open.len())
+            .field("checking", &registry.checking)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L> OpenStreams<L> {
+    /// A registry of the streams `store`'s leases are held for, whose leases are read
+    /// every `check_every` while any is open.
+    pub fn new(store: Arc<L>, check_every: Duration) -> Self {
+        OpenStreams {
+            store,
+            // A zero period would spin (and tokio's interval refuses it).
+            check_every: check_every.max(Duration::from_millis(1)),
+            registry: Mutex::default(),
+        }
     }
 
-    fn register(&self, tag: &StreamTag, superseded: &Arc<watch::Sender<bool>>) {
-        self.open().insert(tag.clone(), superseded.clone());
+    /// A poisoned lock only means a thread panicked between two plain map operations;
+    /// the map is whole.
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn remove(&self, tag: &StreamTag) {
-        self.open().remove(tag);
+        self.registry().open.remove(tag);
     }
 
     /// Tells the stream `stream_id`, if it runs here, that it was superseded.
     fn supersede(&self, stream_id: &str) {
-        let Some(tag) = StreamTag::parse(stream_id) else {
-            return;
-        };
-        if let Some(superseded) = self.open().remove(&tag) {
-            superseded.send_replace(true);
+        if let Some(tag) = StreamTag::parse(stream_id) {
+            self.supersede_tag(&tag);
+        }
+    }
+
+    fn supersede_tag(&self, tag: &StreamTag) {
+        // Out of the registry first: it is no longer watched, and its end unregisters
+        // nothing else.
+        let removed = self.registry().open.remove(tag);
+        if let Some(open) = removed {
+            open.superseded.send_replace(true);
         }
     }
 
     /// How many streams are open here.
     pub fn len(&self) -> usize {
-        self.open().len()
+        self.registry().open.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the checking task runs.
+    pub fn checking(&self) -> bool {
+        self.registry().checking
+    }
+
+    /// How many checking tasks were started so far.
+    pub fn started(&self) -> u64 {
+        self.registry().started
+    }
+}
+
+impl<L: StreamLeases> OpenStreams<L> {
+    /// Registers the stream `tag` holding `slot` of `client`, and starts the checking
+    /// task if none runs. Needs a tokio runtime.
+    fn register(
+        self: &Arc<Self>,
+        tag: &StreamTag,
+        client: &str,
+        slot: u32,
+        superseded: &Arc<watch::Sender<bool>>,
+    ) {
+        let mut registry = self.registry();
+        registry.open.insert(
+            tag.clone(),
+            OpenStream {
+                client: client.to_owned(),
+                slot,
+                superseded: superseded.clone(),
+            },
+        );
+        // Under the same lock as the task's own decision to stop: a stream registered
+        // while it stops finds it stopped and starts the next.
+        if !registry.checking {
+            registry.checking = true;
+            registry.started += 1;
+            tokio::spawn(self.clone().check_while_open());
+        }
+    }
+
+    /// The checking task: every `check_every`, one batch read of every open stream's
+    /// lease, until none is open.
+    async fn check_while_open(self: Arc<Self>) {
+        // A tick late (a slow batch) shifts the next ones rather than bunching them.
+        let mut ticks =
+            tokio::time::interval_at(Instant::now() + self.check_every, self.check_every);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let (tags, keys): (Vec<StreamTag>, Vec<(String, u32)>) = {
+                let mut registry = self.registry();
+                if registry.open.is_empty() {
+                    registry.checking = false;
+                    return;
+                }
+                registry
+                    .open
+                    .iter()
+                    .map(|(tag, open)| (tag.clone(), (open.client.clone(), open.slot)))
+                    .unzip()
+            };
+            let holders = match self.store.holders(&keys).await {
+                Ok(holders) => holders,
+                // Not a reason to end any stream: look again at the next tick. The
+                // keys are clients' addresses: not logged.
+                Err(err) => {
+                    tracing::warn!(error = %err, streams = keys.len(), "could not read the open streams' leases; looking again at the next check");
+                    continue;
+                }
+            };
+            for ((tag, (_, slot)), holder) in tags.iter().zip(&keys).zip(holders) {
+                match holder {
+                    Some(holder) if holder.stream_id != tag.as_str() => {
+                        tracing::info!(slot, stream_id = %tag, by = holder.stream_id, "stream superseded by another instance's takeover");
+                        self.supersede_tag(tag);
+                    }
+                    // Still its own; or gone (lapsed and deleted): nobody took it over.
+                    _ => {}
+                }
+            }
+        }
     }
 }
 
@@ -163,13 +298,14 @@ pub async fn admit<L: StreamLeases>(
 /// the stream `from` (if it is tagged): if `from` (or a stream opened with its cursor)
 /// still holds a lease of this client, the new stream takes that slot over and `from`
 /// is superseded; otherwise, a free slot as [`admit`] takes. `open`: the streams of
-/// this process, where the new one is registered (and a superseded one told at once).
+/// this process, where the new one is registered (and a superseded one told at once);
+/// without it, the lease is not watched for takeovers.
 pub async fn admit_resuming<L: StreamLeases>(
     store: Arc<L>,
     client: &str,
     settings: &CapSettings,
     from: Option<&StreamTag>,
-    open: Option<&Arc<OpenStreams>>,
+    open: Option<&Arc<OpenStreams<L>>>,
 ) -> Result<Admission<L>, StoreError> {
     let tag = StreamTag::random();
     let stream_id = tag.as_str().to_owned();
@@ -240,7 +376,7 @@ pub struct Lease<L: StreamLeases> {
     /// Set once the slot passed to a stream that superseded this one.
     superseded: Arc<watch::Sender<bool>>,
     /// The process's open streams, where this one is registered.
-    open: Option<Arc<OpenStreams>>,
+    open: Option<Arc<OpenStreams<L>>>,
 }
 
 impl<L: StreamLeases> std::fmt::Debug for Lease<L> {
@@ -258,11 +394,11 @@ impl<L: StreamLeases> Lease<L> {
         client: &str,
         slot: u32,
         tag: StreamTag,
-        open: Option<&Arc<OpenStreams>>,
+        open: Option<&Arc<OpenStreams<L>>>,
     ) -> Self {
         let superseded = Arc::new(watch::channel(false).0);
         if let Some(open) = open {
-            open.register(&tag, &superseded);
+            open.register(&tag, client, slot, &superseded);
         }
         Lease {
             store,
@@ -290,44 +426,19 @@ impl<L: StreamLeases> Lease<L> {
     }
 
     /// Completes once another stream took this slot over: at once if the takeover
-    /// happened in this process, else at the first look at the lease after it (one
-    /// consistent read every `check_every`; a failed read is tried again at the next).
-    /// Independent of the lease's own lifetime, so the stream loop can own it.
-    pub fn superseded(&self, check_every: Duration) -> impl Future<Output = ()> + Send + 'static {
+    /// happened in this process, else at the process's first look at the leases after
+    /// it (every `check_every` of its [`OpenStreams`]; a failed look is tried again at
+    /// the next). Never, for a lease admitted without a registry. Independent of the
+    /// lease's own lifetime, so the stream loop can own it.
+    pub fn superseded(&self) -> impl Future<Output = ()> + Send + 'static {
         let superseded = self.superseded.clone();
         let mut told = superseded.subscribe();
-        let store = self.store.clone();
-        let client = self.client.clone();
-        let slot = self.slot;
-        let tag = self.tag.clone();
         async move {
-            let here = async {
-                // The sender lives as long as this future (it holds it), so this only
-                // ends when told.
-                if told.wait_for(|superseded| *superseded).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            let elsewhere = async {
-                loop {
-                    tokio::time::sleep(check_every).await;
-                    match store.holder(&client, slot).await {
-                        Ok(Some(holder)) if holder.stream_id != tag.as_str() => {
-                            tracing::info!(slot, stream_id = %tag, by = holder.stream_id, "stream superseded by another instance's takeover");
-                            superseded.send_replace(true);
-                            return;
-                        }
-                        Ok(_) => {}
-                        // Not a reason to end the stream: look again next time.
-                        Err(err) => {
-                            tracing::debug!(error = %err, slot, "could not read the stream's lease")
-                        }
-                    }
-                }
-            };
-            tokio::select! {
-                () = here => {}
-                () = elsewhere => {}
+            // The sender lives as long as this future (it holds it), so this only ends
+            // when told.
+            let _sender = superseded;
+            if told.wait_for(|superseded| *superseded).await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
     }
@@ -583,12 +694,18 @@ mod tests {
             assert_eq!(slot("nobody"), None);
         }
 
-        async fn open(
+        /// A process's registry of open streams on `store`.
+        fn process(store: &Arc<MemoryStore>) -> Arc<OpenStreams<MemoryStore>> {
+            Arc::new(OpenStreams::new(store.clone(), CHECK))
+        }
+
+        async fn open_for(
             store: &Arc<MemoryStore>,
+            client: &str,
             from: Option<&StreamTag>,
-            here: &Arc<OpenStreams>,
+            here: &Arc<OpenStreams<MemoryStore>>,
         ) -> Lease<MemoryStore> {
-            match admit_resuming(store.clone(), CLIENT, &SETTINGS, from, Some(here))
+            match admit_resuming(store.clone(), client, &SETTINGS, from, Some(here))
                 .await
                 .expect("store")
             {
@@ -597,6 +714,40 @@ mod tests {
                     panic!("refused, retry after {retry_after:?}")
                 }
             }
+        }
+
+        async fn open(
+            store: &Arc<MemoryStore>,
+            from: Option<&StreamTag>,
+            here: &Arc<OpenStreams<MemoryStore>>,
+        ) -> Lease<MemoryStore> {
+            open_for(store, CLIENT, from, here).await
+        }
+
+        /// Passes `lease`'s slot to a stream of another process, as that process's
+        /// takeover would: written to the store, nobody here told.
+        async fn take_over_elsewhere(
+            store: &Arc<MemoryStore>,
+            client: &str,
+            lease: &Lease<MemoryStore>,
+        ) {
+            let now_ms = timefmt::to_millis(Utc::now());
+            let held = store
+                .leases(client)
+                .await
+                .expect("read")
+                .into_iter()
+                .find(|l| l.slot == lease.slot())
+                .expect("held");
+            let by = LeaseRecord {
+                stream_id: StreamTag::random().as_str().to_owned(),
+                resumed_from: Some(lease.tag().as_str().to_owned()),
+                ..held.clone()
+            };
+            assert!(store
+                .take_over(client, &held, &by, now_ms)
+                .await
+                .expect("store"));
         }
 
         /// Whether `future` has completed by now (polled once, without waiting).
@@ -609,7 +760,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_reconnect_with_the_last_id_takes_the_slot_over_at_any_count() {
             let store = MemoryStore::new(1);
-            let here = Arc::new(OpenStreams::default());
+            let here = process(&store);
             // The client fills its cap, then reconnects 30 times, each time with the
             // last id it got, leaving each stream behind (as on AWS, where the old
             // streams run on): never refused, never more than the cap held.
@@ -620,7 +771,7 @@ mod tests {
             let mut last = open(&store, None, &here).await;
             let mut left_behind = Vec::new();
             for _ in 0..30 {
-                let mut superseded = Box::pin(last.superseded(CHECK));
+                let mut superseded = Box::pin(last.superseded());
                 assert!(!done(&mut superseded).await);
                 let next = open(&store, Some(last.tag()), &here).await;
                 assert_eq!(next.slot(), last.slot(), "the same slot, passed on");
@@ -652,11 +803,11 @@ mod tests {
         async fn a_stream_superseded_from_another_process_learns_it_at_its_next_look() {
             let store = MemoryStore::new(1);
             // Two processes: their own registries, one store.
-            let first = Arc::new(OpenStreams::default());
-            let second = Arc::new(OpenStreams::default());
+            let first = process(&store);
+            let second = process(&store);
             let old = open(&store, None, &first).await;
             // Running, as the stream loop runs it.
-            let superseded = tokio::spawn(old.superseded(CHECK));
+            let superseded = tokio::spawn(old.superseded());
             // Looks at its lease every CHECK while nobody takes it over.
             tokio::time::sleep(CHECK * 3 + Duration::from_millis(10)).await;
             assert!(!superseded.is_finished());
@@ -684,14 +835,14 @@ mod tests {
         async fn a_cursor_of_a_stream_that_ended_takes_a_free_slot_and_a_repeat_replaces_that_one()
         {
             let store = MemoryStore::new(1);
-            let here = Arc::new(OpenStreams::default());
+            let here = process(&store);
             let ended = open(&store, None, &here).await;
             let ended_tag = ended.tag().clone();
             ended.release().await;
             assert!(store.leases(CLIENT).await.expect("read").is_empty());
             // Its checkpoint's cursor: no stream to supersede, a free slot.
             let first = open(&store, Some(&ended_tag), &here).await;
-            let mut first_superseded = Box::pin(first.superseded(CHECK));
+            let mut first_superseded = Box::pin(first.superseded());
             // The client never got a frame of `first` and comes back with the same
             // cursor: `first` is replaced, not left holding a second slot.
             let second = open(&store, Some(&ended_tag), &here).await;
@@ -703,7 +854,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn another_clients_cursor_supersedes_nothing() {
             let store = MemoryStore::new(1);
-            let here = Arc::new(OpenStreams::default());
+            let here = process(&store);
             let theirs =
                 match admit_resuming(store.clone(), "10.9.9.9", &SETTINGS, None, Some(&here))
                     .await
@@ -712,13 +863,106 @@ mod tests {
                     Admission::Admitted(lease) => lease,
                     Admission::Refused { .. } => panic!("a free slot"),
                 };
-            let superseded = tokio::spawn(theirs.superseded(CHECK));
+            let superseded = tokio::spawn(theirs.superseded());
             let _ours = open(&store, Some(theirs.tag()), &here).await;
             tokio::time::sleep(CHECK * 2 + Duration::from_millis(10)).await;
             assert!(store.lease_checks() >= 2, "it did look");
             assert!(!superseded.is_finished(), "a cursor is not a credential");
             assert_eq!(store.leases("10.9.9.9").await.expect("read").len(), 1);
             assert_eq!(store.leases(CLIENT).await.expect("read").len(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn one_read_a_tick_finds_every_takeover_made_elsewhere_and_ends_only_those() {
+            let store = MemoryStore::new(1);
+            let here = process(&store);
+            // Five clients with three streams each, all in this process.
+            let mut streams = Vec::new();
+            for client in 0..5 {
+                for _ in 0..SETTINGS.max_per_client {
+                    let client = format!("10.0.0.{client}");
+                    let lease = open_for(&store, &client, None, &here).await;
+                    let superseded = Box::pin(lease.superseded());
+                    streams.push((client, lease, superseded));
+                }
+            }
+            assert_eq!(here.len(), 15);
+            // Another process takes two of them over, halfway to the first tick.
+            tokio::time::sleep(CHECK / 2).await;
+            let taken_at = tokio::time::Instant::now();
+            for (client, lease, _) in [&streams[4], &streams[11]] {
+                take_over_elsewhere(&store, client, lease).await;
+            }
+            tokio::time::sleep(CHECK / 2 + Duration::from_millis(10)).await;
+            assert_eq!(store.lease_checks(), 1, "one read for every open stream");
+            assert!(taken_at.elapsed() <= CHECK);
+            for (n, (_, lease, superseded)) in streams.iter_mut().enumerate() {
+                let taken = n == 4 || n == 11;
+                assert_eq!(done(superseded).await, taken, "stream {n}");
+                assert_eq!(lease.is_superseded(), taken, "stream {n}");
+            }
+            assert_eq!(here.len(), 13, "the superseded are no longer watched");
+            // The others are left alone at the next ticks too.
+            tokio::time::sleep(CHECK * 2).await;
+            assert_eq!(store.lease_checks(), 3);
+            let superseded = streams.iter().filter(|(_, l, _)| l.is_superseded()).count();
+            assert_eq!(superseded, 2);
+            assert_eq!(here.len(), 13);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_failed_read_ends_nobody_and_the_next_tick_reads_again() {
+            let store = MemoryStore::new(1);
+            let here = process(&store);
+            let kept = open(&store, None, &here).await;
+            let taken = open(&store, None, &here).await;
+            let mut superseded = Box::pin(taken.superseded());
+            take_over_elsewhere(&store, CLIENT, &taken).await;
+            store.fail_next_lease_checks(1);
+            tokio::time::sleep(CHECK + Duration::from_millis(10)).await;
+            assert_eq!(store.lease_checks(), 1);
+            assert!(!done(&mut superseded).await, "nothing known yet");
+            assert!(!kept.is_superseded());
+            assert_eq!(here.len(), 2);
+            tokio::time::sleep(CHECK).await;
+            assert_eq!(store.lease_checks(), 2);
+            assert!(done(&mut superseded).await, "found at the next tick");
+            assert!(!kept.is_superseded());
+            assert_eq!(here.len(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn the_leases_are_read_only_while_streams_are_open() {
+            let store = MemoryStore::new(1);
+            let here = process(&store);
+            tokio::time::sleep(CHECK * 3).await;
+            assert!(!here.checking());
+            assert_eq!(store.lease_checks(), 0, "nothing open, nothing read");
+            let a = open(&store, None, &here).await;
+            let b = open(&store, None, &here).await;
+            assert!(here.checking());
+            assert_eq!(here.started(), 1, "one task for every stream");
+            tokio::time::sleep(CHECK * 2 + Duration::from_millis(10)).await;
+            assert_eq!(store.lease_checks(), 2);
+            a.release().await;
+            b.release().await;
+            assert!(here.is_empty());
+            // The next tick finds none open: it reads nothing and stops.
+            tokio::time::sleep(CHECK).await;
+            assert!(!here.checking());
+            tokio::time::sleep(CHECK * 5).await;
+            assert_eq!(store.lease_checks(), 2);
+            // The next stream starts another task.
+            let c = open(&store, None, &here).await;
+            assert!(here.checking());
+            assert_eq!(here.started(), 2);
+            tokio::time::sleep(CHECK + Duration::from_millis(10)).await;
+            assert_eq!(store.lease_checks(), 3);
+            // A stream dropped rather than released (its client gone) unregisters too.
+            drop(c);
+            tokio::time::sleep(CHECK).await;
+            assert!(!here.checking());
+            assert_eq!(store.lease_checks(), 3);
         }
     }
 }

@@ -183,3 +183,63 @@ async fn openers_racing_past_the_cap_never_exceed_it() {
         }
     }
 }
+
+/// The batch read of leases the lease checks use (superseding): more keys than one
+/// BatchGetItem takes (100), a key named twice (DynamoDB refuses a request that names
+/// one twice), and slots without a lease, answered in the order asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leases_of_many_streams_are_read_in_batches_in_the_order_asked() {
+    use firehose::store::dynamo::DynamoFeedStore;
+    use firehose::store::{LeaseRecord, StreamLeases};
+
+    let endpoint = common::DynamoLocal::shared_endpoint().await;
+    let table = common::dynamo::fresh_table(&endpoint, "holders").await;
+    let store = DynamoFeedStore::new(
+        common::dynamo::client(&endpoint).await,
+        &table,
+        1,
+        Duration::from_secs(86_400),
+    );
+    let lease = |client: usize, slot: u32| LeaseRecord {
+        slot,
+        stream_id: format!("s{client}x{slot}"),
+        resumed_from: (slot == 1).then(|| "earlier".to_owned()),
+        expires_ms: 4_000_000_000_000,
+    };
+    // 70 clients with 3 slots each held: 210 leases.
+    let mut keys = Vec::new();
+    for client in 0..70 {
+        for slot in 0..3 {
+            let address = format!("203.0.113.{client}");
+            assert!(store
+                .claim(&address, &lease(client, slot), 1_000)
+                .await
+                .expect("claim"));
+            keys.push((address, slot));
+        }
+    }
+    // Slots nobody holds, and a key named twice.
+    keys.insert(17, ("203.0.113.200".to_owned(), 0));
+    keys.push(("203.0.113.5".to_owned(), 9));
+    keys.push(keys[40].clone());
+
+    let holders = store.holders(&keys).await.expect("the store answers");
+    assert_eq!(holders.len(), keys.len());
+    for ((address, slot), holder) in keys.iter().zip(&holders) {
+        let client: usize = address.rsplit('.').next().unwrap().parse().unwrap();
+        if client < 70 && *slot < 3 {
+            assert_eq!(
+                holder.as_ref(),
+                Some(&lease(client, *slot)),
+                "{address} {slot}"
+            );
+        } else {
+            assert_eq!(holder, &None, "{address} {slot}");
+        }
+    }
+    assert!(store
+        .holders(&[])
+        .await
+        .expect("nothing to read")
+        .is_empty());
+}

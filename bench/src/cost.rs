@@ -71,16 +71,26 @@ pub const MANAGEMENT_FEE: f64 = 0.15;
 /// (`PerExecutionEnvironmentMaxConcurrency`, 1 to 1,600).
 pub const MAX_CONCURRENCY_CAP: usize = 1600;
 
+/// Seconds between two reads of an open stream's lease (superseding): half the
+/// default heartbeat (15 s). Each read is of one small item, consistent: 1 RRU, in a
+/// BatchGetItem as in a GetItem (a batch bills every item it reads on its own).
+pub const LEASE_CHECK_SECONDS: f64 = 7.5;
+
 /// Per subscriber-hour on Lambda Managed Instances: one execution environment per
 /// instance serving `streams` idle streams at once, which share the process's
-/// reads of the log (`queries_per_second`, measured for the whole process).
+/// reads of the log (`queries_per_second`, measured for the whole process) and read
+/// their leases in batches (one RRU per stream per [`LEASE_CHECK_SECONDS`]; the
+/// batching saves requests, not read units).
 #[derive(Debug, Clone, Copy)]
 pub struct ManagedCost {
     pub streams: usize,
     pub hour_instance: f64,
     pub hour_fee: f64,
     pub hour_requests: f64,
+    /// The shared reads of the log, per subscriber-hour.
     pub hour_dynamodb: f64,
+    /// The lease reads, per subscriber-hour.
+    pub hour_leases: f64,
 }
 
 impl ManagedCost {
@@ -93,10 +103,20 @@ impl ManagedCost {
             // Requests are billed per invocation as on classic Lambda.
             hour_requests: 3600.0 / STREAM_SECONDS * LAMBDA_REQUEST,
             hour_dynamodb: queries_per_second * 3600.0 * DYNAMODB_RRU / per,
+            hour_leases: 3600.0 / LEASE_CHECK_SECONDS * DYNAMODB_RRU,
         }
     }
 
+    /// Lease reads per second of the whole process (each 1 RRU).
+    pub fn lease_reads_per_second(&self) -> f64 {
+        self.streams as f64 / LEASE_CHECK_SECONDS
+    }
+
     pub fn per_subscriber_hour(&self) -> f64 {
-        self.hour_instance + self.hour_fee + self.hour_requests + self.hour_dynamodb
+        self.hour_instance
+            + self.hour_fee
+            + self.hour_requests
+            + self.hour_dynamodb
+            + self.hour_leases
     }
 }

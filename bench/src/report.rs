@@ -278,11 +278,12 @@ fn rows(results: &Results) -> Vec<Row> {
             target,
             met,
         ));
+        // With their rate: the lease checks of superseding are BatchGetItem requests.
         let others = r
             .requests
             .iter()
             .filter(|(op, _)| op.as_str() != "Query")
-            .map(|(op, n)| format!("{op} {n}"))
+            .map(|(op, n)| format!("{op} {n} = {:.2}/s", *n as f64 / r.seconds))
             .collect::<Vec<_>>()
             .join(", ");
         let (target, met) = if r.shared {
@@ -537,7 +538,8 @@ pub fn markdown(results: &Results) -> String {
              | {} instance (${}/h / {} streams) | {:.7} |\n\
              | management fee ({:.0} % of the instance price) | {:.7} |\n\
              | Lambda requests (3600 / {} s x $0.20/M) | {:.7} |\n\
-             | DynamoDB reads ({:.2} Queries/s x 3600 RRU x $0.125/M / {} streams) | {:.9} |\n\
+             | DynamoDB reads of the log ({:.2} Queries/s x 3600 RRU x $0.125/M / {} streams) | {:.9} |\n\
+             | DynamoDB reads of the leases ({:.1} a second for the process, 1 RRU each: 3600 / {} s x $0.125/M) | {:.7} |\n\
              | **total** | **{:.7}** |\n\n\
              AWS caps one managed environment at {} concurrent invocations \
              (`PerExecutionEnvironmentMaxConcurrency`); the model takes the {} measured.\n",
@@ -555,6 +557,9 @@ pub fn markdown(results: &Results) -> String {
             run.queries_per_second(),
             m.streams,
             m.hour_dynamodb,
+            m.lease_reads_per_second(),
+            cost::LEASE_CHECK_SECONDS,
+            m.hour_leases,
             m.per_subscriber_hour(),
             cost::MAX_CONCURRENCY_CAP,
             m.streams,
@@ -649,6 +654,7 @@ pub fn json(results: &Results) -> Value {
             "instance": cost::INSTANCE_TYPE,
             "instance_hour": cost::INSTANCE_HOUR,
             "management_fee": cost::MANAGEMENT_FEE,
+            "lease_reads_per_second": m.lease_reads_per_second(),
             "per_subscriber_hour": m.per_subscriber_hour(),
         })),
         "startup": results.startup.as_ref().map(|s| json!({

@@ -54,8 +54,9 @@ pub struct App<S> {
     pub store: Arc<S>,
     /// The process's one read of the log for its caught-up streams (`SHARED_READ`).
     pub shared_read: Option<Arc<SharedRead<S>>>,
-    /// The streams open in this process, so a takeover here supersedes at once.
-    pub open_streams: Arc<OpenStreams>,
+    /// The streams open in this process: a takeover here supersedes at once, and one
+    /// task watches their leases for takeovers made elsewhere.
+    pub open_streams: Arc<OpenStreams<S>>,
 }
 
 impl<S> App<S> {
@@ -72,11 +73,14 @@ impl<S> App<S> {
                 },
             ))
         });
+        // Half a heartbeat between looks at the leases: a stream superseded from
+        // another instance ends within one heartbeat of the takeover, the read included.
+        let open_streams = Arc::new(OpenStreams::new(store.clone(), config.heartbeat / 2));
         Self {
             config,
             store,
             shared_read,
-            open_streams: Arc::default(),
+            open_streams,
         }
     }
 

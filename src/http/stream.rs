@@ -121,9 +121,9 @@ async fn serve<S: FeedReader + StreamLeases>(
     let mut settings = app.stream_settings();
     let deadline = req.lambda_context_ref().map(|context| context.deadline());
     settings.max_duration = run_for(SystemTime::now(), deadline, settings.max_duration);
-    // Half a heartbeat between looks at the lease: a stream superseded from another
-    // instance ends within one heartbeat of the takeover, the read included.
-    let superseded = lease.superseded(settings.heartbeat / 2);
+    // Told by the process's registry of open streams (`App::open_streams`): at once
+    // for a takeover here, within half a heartbeat for one made elsewhere.
+    let superseded = lease.superseded();
     let issuer = Some(lease.tag().clone());
     let frames = bounty_stream_until(
         app.store.clone(),

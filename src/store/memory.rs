@@ -4,9 +4,10 @@
 //! conditions: an append commits only on the expected head and an unclaimed key, a
 //! lease is taken only if free or lapsed, and is released only by its holder.
 //!
-//! Hooks the tests need: a count of log reads, scripted read failures, slow reads,
-//! appends that lose the race, expiring the oldest entries of a shard, and entries
-//! committed but not yet readable (DynamoDB's visibility window, see `hide`).
+//! Hooks the tests need: counts of log reads and of lease checks, scripted failures
+//! of both, slow reads, appends that lose the race, expiring the oldest entries of a
+//! shard, and entries committed but not yet readable (DynamoDB's visibility window,
+//! see `hide`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -35,8 +36,10 @@ pub struct MemoryStore {
     lost_appends: AtomicU32,
     /// Every log read waits this long first (tokio time: paused tests skip it).
     read_delay: Mutex<Option<Duration>>,
-    /// Reads of one lease ([`StreamLeases::holder`]) so far.
+    /// Batch reads of leases ([`StreamLeases::holders`]) so far, failed ones included.
     lease_checks: AtomicUsize,
+    /// The next this many batch reads of leases fail with [`StoreError::Unavailable`].
+    lease_failures_left: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -190,9 +193,15 @@ impl MemoryStore {
         self.state().logs[shard].clone()
     }
 
-    /// Reads of one lease ([`StreamLeases::holder`]) so far.
+    /// Batch reads of leases ([`StreamLeases::holders`]) so far, failed ones included:
+    /// one per call, however many keys it names.
     pub fn lease_checks(&self) -> usize {
         self.lease_checks.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next `n` batch reads of leases fail.
+    pub fn fail_next_lease_checks(&self, n: u32) {
+        self.lease_failures_left.store(n, Ordering::SeqCst);
     }
 
     /// Log reads (`read_after`, `read_before`) so far, failed ones included.
@@ -481,14 +490,32 @@ impl StreamLeases for MemoryStore {
         Ok(still_held)
     }
 
-    async fn holder(&self, client: &str, slot: u32) -> Result<Option<LeaseRecord>, StoreError> {
+    async fn holders(
+        &self,
+        keys: &[(String, u32)],
+    ) -> Result<Vec<Option<LeaseRecord>>, StoreError> {
         self.lease_checks.fetch_add(1, Ordering::SeqCst);
-        Ok(self
-            .state()
-            .leases
-            .get(client)
-            .and_then(|slots| slots.get(&slot))
-            .cloned())
+        let failing = self
+            .lease_failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable {
+                operation: "BatchGetItem",
+                detail: "scripted failure".into(),
+            });
+        }
+        let state = self.state();
+        Ok(keys
+            .iter()
+            .map(|(client, slot)| {
+                state
+                    .leases
+                    .get(client)
+                    .and_then(|slots| slots.get(slot))
+                    .cloned()
+            })
+            .collect())
     }
 
     async fn release(&self, client: &str, slot: u32, stream_id: &str) -> Result<(), StoreError> {

@@ -266,13 +266,15 @@ pub trait StreamLeases: Send + Sync + 'static {
         now_ms: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// The lease on `slot` of `client`, if there is one (lapsed or not), read
-    /// consistently: how a stream learns that another took its slot over.
-    fn holder(
+    /// The leases on these `(client, slot)` pairs, each read consistently, in the
+    /// order of `keys`: `None` where a slot has no lease (lapsed leases are returned
+    /// as they are). A key given twice is read once. How the streams open in a process
+    /// learn, all together, that another stream took their slot over
+    /// ([`crate::stream_cap::OpenStreams`]).
+    fn holders(
         &self,
-        client: &str,
-        slot: u32,
-    ) -> impl Future<Output = Result<Option<LeaseRecord>, StoreError>> + Send;
+        keys: &[(String, u32)],
+    ) -> impl Future<Output = Result<Vec<Option<LeaseRecord>>, StoreError>> + Send;
 
     /// Frees `slot` of `client` if `stream_id` still holds it.
     fn release(
