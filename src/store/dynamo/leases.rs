@@ -13,12 +13,11 @@
 //! (100 keys a request, DynamoDB's limit), not one GetItem each.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{n, number, s, string, unavailable, DynamoFeedStore};
 use crate::store::{LeaseRecord, StoreError, StreamLeases};
@@ -30,15 +29,6 @@ fn lease_pk(client: &str) -> String {
 fn slot_sk(slot: u32) -> String {
     format!("slot#{slot:05}")
 }
-
-/// Keys per BatchGetItem request: DynamoDB refuses more.
-const BATCH_KEYS: usize = 100;
-/// Requests for one batch's keys, the first included, before the keys DynamoDB keeps
-/// leaving unprocessed (throttling, a partition over its share) fail the read.
-const BATCH_ROUNDS: u32 = 4;
-/// The wait before asking again for unprocessed keys; it doubles each round (25, 50,
-/// 100 ms): short, because the whole read runs every half heartbeat anyway.
-const UNPROCESSED_WAIT: Duration = Duration::from_millis(25);
 
 type Key = HashMap<String, AttributeValue>;
 
@@ -72,67 +62,6 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Option<LeaseRecord> {
 }
 
 impl DynamoFeedStore {
-    /// Reads the lease items of `keys` (at most [`BATCH_KEYS`], no two alike) with
-    /// consistent BatchGetItem requests, asking again after a short wait for those
-    /// DynamoDB leaves unprocessed, and adds what it found to `found` by (client, slot).
-    async fn batch_of_holders(
-        &self,
-        mut keys: Vec<Key>,
-        found: &mut HashMap<(String, u32), LeaseRecord>,
-    ) -> Result<(), StoreError> {
-        let mut wait = UNPROCESSED_WAIT;
-        for round in 1..=BATCH_ROUNDS {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(|err| StoreError::Unavailable {
-                    operation: "BatchGetItem",
-                    detail: format!("could not build the request: {err}"),
-                })?;
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|err| unavailable("BatchGetItem", err))?;
-            // One table asked for: whatever the answer is keyed by (its name or ARN).
-            for item in output
-                .responses()
-                .into_iter()
-                .flat_map(|r| r.values().flatten())
-            {
-                let client = string(item, "pk").and_then(|pk| pk.strip_prefix("lease#"));
-                match (client, decode(item)) {
-                    (Some(client), Some(lease)) => {
-                        found.insert((client.to_owned(), lease.slot), lease);
-                    }
-                    _ => tracing::warn!("ignoring a lease item in an unknown shape"),
-                }
-            }
-            keys = output
-                .unprocessed_keys()
-                .into_iter()
-                .flat_map(|u| u.values().flat_map(|k| k.keys().iter().cloned()))
-                .collect();
-            if keys.is_empty() {
-                return Ok(());
-            }
-            if round < BATCH_ROUNDS {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
-        Err(StoreError::Unavailable {
-            operation: "BatchGetItem",
-            detail: format!(
-                "{} keys still unprocessed after {BATCH_ROUNDS} requests",
-                keys.len()
-            ),
-        })
-    }
-
     /// A PutItem of `lease` for `client`, without its condition yet.
     fn put_lease(&self, client: &str, lease: &LeaseRecord) -> PutItemFluentBuilder {
         let put = self
@@ -242,15 +171,19 @@ impl StreamLeases for DynamoFeedStore {
         let mut distinct: Vec<&(String, u32)> = keys.iter().collect();
         distinct.sort_unstable();
         distinct.dedup();
+        let request = distinct
+            .iter()
+            .map(|(client, slot)| key(client, *slot))
+            .collect();
         let mut found = HashMap::with_capacity(distinct.len());
-        // One request after the other: a process's streams make a few requests at most
-        // (ceil(N / 100)), and the read has half a heartbeat to finish.
-        for chunk in distinct.chunks(BATCH_KEYS) {
-            let request = chunk
-                .iter()
-                .map(|(client, slot)| key(client, *slot))
-                .collect();
-            self.batch_of_holders(request, &mut found).await?;
+        for item in self.batch_get(request).await? {
+            let client = string(&item, "pk").and_then(|pk| pk.strip_prefix("lease#"));
+            match (client, decode(&item)) {
+                (Some(client), Some(lease)) => {
+                    found.insert((client.to_owned(), lease.slot), lease);
+                }
+                _ => tracing::warn!("ignoring a lease item in an unknown shape"),
+            }
         }
         Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
 use crate::store::StoreError;
@@ -81,6 +81,76 @@ pub async fn client_from_env() -> Client {
         .load()
         .await;
     Client::new(&sdk)
+}
+
+/// One item as DynamoDB returns it, or one key of it.
+type Item = HashMap<String, AttributeValue>;
+
+/// Keys per `BatchGetItem` request (DynamoDB's limit).
+const BATCH_KEYS: usize = 100;
+/// Requests for one batch of keys before the keys DynamoDB keeps leaving unprocessed
+/// (throttling) fail the read.
+const BATCH_ROUNDS: u32 = 4;
+/// The wait before asking again for unprocessed keys; it doubles each round.
+const UNPROCESSED_WAIT: Duration = Duration::from_millis(25);
+
+impl DynamoFeedStore {
+    /// The items of `keys` (no two alike: DynamoDB refuses a request that names a key
+    /// twice) that exist, read consistently with `BatchGetItem`, 100 keys a request,
+    /// asking again after a short, growing wait for those DynamoDB leaves unprocessed.
+    /// The one batched read of the store: bounty states and stream leases use it.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        // One request after the other: callers ask for a few batches at most.
+        for chunk in keys.chunks(BATCH_KEYS) {
+            let mut keys = chunk.to_vec();
+            let mut wait = UNPROCESSED_WAIT;
+            for round in 1..=BATCH_ROUNDS {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|err| StoreError::Unavailable {
+                        operation: "BatchGetItem",
+                        detail: format!("could not build the request: {err}"),
+                    })?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|err| unavailable("BatchGetItem", err))?;
+                // One table asked for: whatever the answer is keyed by (name or ARN).
+                found.extend(
+                    output
+                        .responses()
+                        .into_iter()
+                        .flat_map(|tables| tables.values().flatten().cloned()),
+                );
+                keys = output
+                    .unprocessed_keys()
+                    .into_iter()
+                    .flat_map(|tables| tables.values().flat_map(|k| k.keys().iter().cloned()))
+                    .collect();
+                if keys.is_empty() {
+                    break;
+                }
+                if round == BATCH_ROUNDS {
+                    return Err(StoreError::Unavailable {
+                        operation: "BatchGetItem",
+                        detail: format!(
+                            "{} keys still unprocessed after {BATCH_ROUNDS} requests",
+                            keys.len()
+                        ),
+                    });
+                }
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+        Ok(found)
+    }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {

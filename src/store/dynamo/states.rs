@@ -7,14 +7,13 @@
 //!
 //! A state is written only in the transaction that appends a change entry
 //! (`feed.rs`), conditioned on the version it changes, so the versions of a bounty
-//! are dense and in log order. Read with a consistent `BatchGetItem`.
+//! are dense and in log order. Read with the store's consistent batched read.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put};
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
 
-use super::{corrupt, n, number, s, string, unavailable, unbuildable, DynamoFeedStore};
+use super::{corrupt, n, number, s, string, unbuildable, DynamoFeedStore};
 use crate::bounty::Bounty;
 use crate::cursor::Position;
 use crate::store::{Current, NewEntry, StoreError};
@@ -24,10 +23,6 @@ pub(super) fn state_pk(id: &str) -> String {
 }
 
 const STATE_SK: &str = "state";
-/// Keys per `BatchGetItem` (DynamoDB's limit).
-const BATCH_KEYS: usize = 100;
-/// Rounds of unprocessed keys (throttling) before the read counts as failed.
-const UNPROCESSED_ROUNDS: u32 = 5;
 
 impl DynamoFeedStore {
     /// The put of `entry`'s state, for the same transaction as `entry`: only if the
@@ -64,61 +59,20 @@ impl DynamoFeedStore {
     }
 
     pub(super) async fn read_states(&self, ids: &[String]) -> Result<Vec<Current>, StoreError> {
-        let mut found = Vec::new();
-        for chunk in ids.chunks(BATCH_KEYS) {
-            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| {
-                    HashMap::from([
-                        ("pk".to_owned(), s(state_pk(id))),
-                        ("sk".to_owned(), s(STATE_SK)),
-                    ])
-                })
-                .collect();
-            let mut round = 0;
-            while !keys.is_empty() {
-                if round == UNPROCESSED_ROUNDS {
-                    return Err(StoreError::Unavailable {
-                        operation: "BatchGetItem",
-                        detail: format!("{} keys still unprocessed", keys.len()),
-                    });
-                }
-                if round > 0 {
-                    // Throttled: DynamoDB asks for an exponential back-off.
-                    tokio::time::sleep(Duration::from_millis(50 << round)).await;
-                }
-                round += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|err| StoreError::Unavailable {
-                        operation: "BatchGetItem",
-                        detail: format!("could not build the request: {err}"),
-                    })?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|err| unavailable("BatchGetItem", err))?;
-                for item in output
-                    .responses()
-                    .and_then(|tables| tables.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    found.push(decode_state(item)?);
-                }
-                keys = output
-                    .unprocessed_keys()
-                    .and_then(|tables| tables.get(&self.table))
-                    .map(|left| left.keys().to_vec())
-                    .unwrap_or_default();
-            }
-        }
-        Ok(found)
+        let keys = ids
+            .iter()
+            .map(|id| {
+                HashMap::from([
+                    ("pk".to_owned(), s(state_pk(id))),
+                    ("sk".to_owned(), s(STATE_SK)),
+                ])
+            })
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(decode_state)
+            .collect()
     }
 }
 
